@@ -1,0 +1,70 @@
+"""Defaults shared by every configuration (DESIGN §2-5); the other files override a few fields.
+
+Every default is a field here, never a constant in code. Configs are locked: an override of a
+field that does not exist (`--config.train.lernig_rate=...`) fails.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "ped2"
+  c.data.root = ""                  # data set folder (Ped2 layout: training/frames/01/000.jpg)
+  c.data.records_dir = ""           # default: <workdir>/records
+  c.data.grayscale = True           # Ped2 is grayscale; Avenue / ShanghaiTech / UBnormal are RGB
+  c.data.synthetic = False          # generate the embedded demo data set into data.root
+  c.data.synthetic_options = ml_collections.ConfigDict()
+
+  c.prep = ml_collections.ConfigDict()
+  c.prep.detector = "background"    # background | flow | onnx:<path>[+background|+flow]
+  c.prep.detector_options = ml_collections.ConfigDict({"threshold": 18.0, "min_area": 60})
+  c.prep.half_window = 6            # records hold 2*6+1 frames: room for T2's frame skips
+  c.prep.crop_size = 64
+  c.prep.train_frame_stride = 1     # cut training cubes at every k-th frame
+  c.prep.test_frame_stride = 1      # score every k-th test frame; the others are interpolated
+  c.prep.records_per_shard = 4096
+
+  c.model = ml_collections.ConfigDict()
+  c.model.num_frames = 7
+  c.model.trunk = "deep_wide"
+  c.model.embed_dim = 192
+  c.model.cvt_blocks = 3
+  c.model.cvt_heads = 12
+  c.model.cvt_mode = "3d"
+  c.model.kv_stride = (2, 2, 2)
+  c.model.mlp_ratio = 4
+  c.model.head_width = 64
+  c.model.conv_impl = "native"       # native | im2col
+  c.model.first_conv_impl = "im2col"  # the 1-3 channel input conv: im2col is faster on XLA:CPU
+  c.model.depthwise_impl = "shift"   # shift | grouped (grouped is ~9x slower on XLA:CPU)
+  c.model.dtype = "float32"          # float32 | bfloat16 (compute; params stay float32)
+
+  # SSMTL++v2: T1 arrow of time, T2 motion irregularity, T3 middle box, T6 inpainting.
+  c.tasks = ("arrow_of_time", "motion_irregularity", "middle_box", "inpainting")
+  c.task_options = ml_collections.ConfigDict({
+      "motion_irregularity": {"max_skip": 2},
+      "inpainting": {"min_patch": 4, "max_patch": 32, "centre_std": 20.0, "passes": 3},
+  })
+  c.task_weights = ml_collections.ConfigDict()   # task -> weight; default 1 (paper: equal)
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 64
+  c.train.epochs = 20
+  c.train.num_steps = -1            # > 0 overrides epochs
+  c.train.learning_rate = 1e-3
+  c.train.val_fraction = 0.15       # whole videos held out for the validation proxy loss
+  c.train.eval_every_steps = -1     # -1: once per epoch
+  c.train.log_every_steps = 50
+  c.train.num_workers = 0           # grain worker processes
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.batch_size = 64
+  c.eval.standardize = True         # z-score each task's score on normal data before the mean
+  c.eval.sigma = 3.0                # temporal Gaussian smoothing of frame scores (frames)
+  c.eval.minmax = True              # per-video min-max of frame scores
+  c.eval.mean_filter = ()           # (t, y, x) 3D mean filter over the pixel score map; () = off
+  return c

@@ -1,0 +1,116 @@
+"""Evaluation: best checkpoint -> task scores per test object -> frame scores -> AUC, plots."""
+
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import tqdm
+
+from data_prep import prepare as prepare_lib
+from ssmtl_jax import checkpoint
+from ssmtl_jax import input_pipeline
+from ssmtl_jax import metrics
+from ssmtl_jax import plots
+from ssmtl_jax import records
+from ssmtl_jax import sharding
+from ssmtl_jax import steps
+from ssmtl_jax import train as train_lib
+
+
+def score_source(score_step, variables, source, batch_size: int, mesh, rng,
+                 desc: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """Per-task anomaly scores for every record of `source`, in record order, and the boxes."""
+  per_task: dict[str, list[np.ndarray]] = {}
+  boxes = []
+  batches = input_pipeline.eval_batches(source, batch_size, with_boxes=True)
+  total = -(-len(source) // batch_size)
+  for windows, valid, _, box in tqdm.tqdm(batches, total=total, desc=desc, unit="batch"):
+    out = jax.device_get(score_step(variables, sharding.to_global(windows, mesh), rng))
+    for name, s in out.items():
+      per_task.setdefault(name, []).append(np.asarray(s)[valid])
+    boxes.append(box[valid])
+  return {k: np.concatenate(v) for k, v in per_task.items()}, np.concatenate(boxes)
+
+
+def combine_scores(task_scores: dict[str, np.ndarray], stats: dict[str, tuple[float, float]] | None
+                   ) -> np.ndarray:
+  """Object score = mean over tasks, each standardised with normal-data statistics so a
+  probability and a reconstruction error weigh alike (DESIGN §5); raw mean when stats is None."""
+  parts = []
+  for name in sorted(task_scores):
+    s = task_scores[name].astype(np.float64)
+    if stats is not None:
+      mean, std = stats[name]
+      s = (s - mean) / max(std, 1e-8)
+    parts.append(s)
+  return np.mean(parts, axis=0)
+
+
+def video_frame_scores(num_frames: int, stride: int, frames: np.ndarray, scores: np.ndarray,
+                       boxes: np.ndarray, frame_shape, ec) -> np.ndarray:
+  """Frame scores of one video; with a prep stride > 1, the scored frames are interpolated."""
+  mean_filter = tuple(ec.mean_filter) if ec.mean_filter else None
+  sampled = np.arange(0, num_frames, stride)
+  fs = metrics.frame_scores_from_objects(num_frames, frames, scores, boxes=boxes,
+                                         frame_shape=tuple(frame_shape), mean_filter=mean_filter)
+  if stride > 1:
+    fs = np.interp(np.arange(num_frames), sampled, fs[sampled])
+  return metrics.postprocess(fs, ec.sigma, ec.minmax)
+
+
+def evaluate(config, workdir: str) -> dict[str, Any]:
+  """Scores the test cubes with the best checkpoint and writes metrics.json and plots."""
+  setup = train_lib.Setup(config, workdir)
+  ec = config.eval
+  sharding.check_batch_size(ec.batch_size, "eval.batch_size")
+  state, step = checkpoint.restore_best(workdir, setup.abstract_state())
+  variables = state.variables
+  score_step = jax.jit(steps.make_score_step(setup.model, setup.tasks),
+                       out_shardings=sharding.replicated(setup.mesh))
+  rng = jax.random.PRNGKey(config.seed + 3)
+  stats = None
+  if ec.standardize:
+    # Normal-data statistics of each task score: held-out videos when there are some.
+    ref_ids = setup.val_videos or setup.train_videos
+    ref = records.CubeSource(setup.records_dir, "training", videos=ref_ids)
+    ref_scores, _ = score_source(score_step, variables, ref, ec.batch_size, setup.mesh, rng,
+                                 "score normal")
+    stats = {k: (float(v.mean()), float(v.std())) for k, v in ref_scores.items()}
+  test = records.CubeSource(setup.records_dir, "testing")
+  task_scores, boxes = score_source(score_step, variables, test, ec.batch_size, setup.mesh, rng,
+                                    "score test")
+  meta = test.metadata()
+  entry = setup.manifest["splits"]["testing"]
+  labels = prepare_lib.frame_labels(config, setup.manifest)
+  object_scores = combine_scores(task_scores, stats)
+  out_dir = os.path.join(workdir, "eval")
+  os.makedirs(out_dir, exist_ok=True)
+
+  def frame_scores_for(obj_scores):
+    result = {}
+    for vid, (name, n) in enumerate(zip(entry["videos"], entry["frame_counts"])):
+      sel = meta["video_id"] == vid
+      result[name] = video_frame_scores(n, entry.get("frame_stride", 1), meta["frame"][sel],
+                                        obj_scores[sel], boxes[sel], entry["frame_shapes"][vid], ec)
+    return result
+
+  frame_scores = frame_scores_for(object_scores)
+  result = metrics.evaluate_frames(labels, frame_scores)
+  # Each task alone, for diagnosis and ablations (same post-processing).
+  result["per_task_micro_auc"] = {
+      name: metrics.micro_auc(labels, frame_scores_for(
+          combine_scores({name: s}, None if stats is None else {name: stats[name]})))
+      for name, s in task_scores.items()}
+  result.update(checkpoint_step=int(step), num_test_cubes=len(test), score_stats=stats)
+  for name in entry["videos"]:
+    np.save(os.path.join(out_dir, f"frame_scores_{name}.npy"), frame_scores[name])
+    plots.plot_video_scores(os.path.join(out_dir, f"scores_{name}.png"), frame_scores[name],
+                            labels[name], f"{config.data.name} test video {name}")
+  plots.plot_auc_summary(os.path.join(out_dir, "per_video_auc.png"), result["per_video_auc"])
+  tmp = os.path.join(workdir, "metrics.json.tmp")
+  with open(tmp, "w") as f:
+    json.dump(result, f, indent=1)
+  os.replace(tmp, os.path.join(workdir, "metrics.json"))
+  return result

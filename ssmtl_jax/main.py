@@ -1,0 +1,33 @@
+"""Entry point: `python -m ssmtl_jax.main --config=configs/demo.py --workdir=runs/demo`.
+
+Flags only; all logic is importable (STYLE 1).
+"""
+
+from absl import app
+from absl import logging
+from absl import flags
+from ml_collections import config_flags
+
+from ssmtl_jax import pipeline
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (records, checkpoints, metrics).")
+_MODE = flags.DEFINE_enum("mode", "all", pipeline.MODES, "Stage(s) to run.")
+_MULTIHOST = flags.DEFINE_bool("multihost", False,
+                               "Call jax.distributed.initialize() (TPU pods, multi-node GPU).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  # orbax logs every save/restore step at INFO; our own progress goes to stdout.
+  logging.set_verbosity(logging.WARNING)
+  if _MULTIHOST.value:
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.distributed.initialize()
+  pipeline.run(_CONFIG.value, _WORKDIR.value, _MODE.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,77 @@
+"""3D CNN trunk + pointwise embedding + 3D CvT: the shared SSMTL++ backbone (DESIGN §3)."""
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ssmtl_jax.models import cvt
+from ssmtl_jax.models import layers
+
+# Trunk variants by name: per stage, the conv widths; a 2x2 spatial pool closes each stage.
+TRUNKS = {
+    "deep_wide": ((32, 32), (64, 64), (128, 128)),   # the published SSMTL++ trunk
+    "deep_narrow": ((16, 16), (32, 32), (64, 64)),
+    "shallow_wide": ((32,), (64,), (128,)),
+    "shallow_narrow": ((16,), (32,), (64,)),
+    "tiny": ((4,), (8,)),
+}
+
+
+class Trunk3D(nn.Module):
+  """Stages of [Conv3D 3x3x3 + BN + ReLU]* then 2x2 spatial max pool.
+
+  `[B, T, H, W, C]` -> `[B, T, H / 2^S, W / 2^S, widths[-1][-1]]`.
+  """
+  stages: Sequence[Sequence[int]]
+  conv_impl: str = "native"
+  first_conv_impl: str = "im2col"
+  bn_momentum: float = 0.9
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    first = True
+    for widths in self.stages:
+      for width in widths:
+        impl = self.first_conv_impl if first else self.conv_impl
+        x = layers.Conv3D(width, impl=impl, dtype=self.dtype)(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                         dtype=self.dtype)(x)
+        x = nn.relu(x)
+        first = False
+      x = layers.max_pool_hw(x)
+    return x
+
+
+class Backbone(nn.Module):
+  """Trunk -> pointwise embedding -> CvT blocks -> temporal mean.
+
+  Returns the `[B, h, w, embed_dim]` feature map the 2D task heads read.
+  """
+  trunk: str = "deep_wide"
+  embed_dim: int = 192
+  cvt_blocks: int = 3
+  cvt_heads: int = 12
+  cvt_mode: str = "3d"
+  kv_stride: tuple[int, int, int] = (2, 2, 2)
+  mlp_ratio: int = 4
+  conv_impl: str = "native"
+  first_conv_impl: str = "im2col"
+  depthwise_impl: str = "shift"
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    if self.trunk not in TRUNKS:
+      raise ValueError(f"unknown trunk {self.trunk!r}; valid: {sorted(TRUNKS)}")
+    x = Trunk3D(TRUNKS[self.trunk], conv_impl=self.conv_impl,
+                first_conv_impl=self.first_conv_impl, dtype=self.dtype)(x, train)
+    x = nn.Dense(self.embed_dim, dtype=self.dtype, name="embed")(x)  # pointwise Conv3D
+    x = cvt.CvTStack(num_blocks=self.cvt_blocks, num_heads=self.cvt_heads, mode=self.cvt_mode,
+                     kv_stride=self.kv_stride, mlp_ratio=self.mlp_ratio,
+                     depthwise_impl=self.depthwise_impl, dtype=self.dtype)(x, train)
+    if x.ndim == 5:  # 3D CvT keeps time; the 2D heads see its temporal average.
+      x = x.mean(axis=1)
+    return x

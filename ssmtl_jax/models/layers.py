@@ -1,0 +1,120 @@
+"""Convolution layers with per-backend implementation switches.
+
+XLA:CPU runs 3D convolutions and grouped (depthwise) convolutions far below its matmul rate
+(DESIGN §8), while GPU/TPU run them natively. Each layer keeps one parameter layout (a
+`[kt, kh, kw, in, out]` kernel, the layout of `flax.linen.Conv`) and offers several lowerings of
+the same math, so a checkpoint trained with one runs with any other.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+CONV_IMPLS = ("native", "im2col")
+DEPTHWISE_IMPLS = ("grouped", "shift")
+
+
+def _same_pads(kernel: tuple[int, ...]) -> list[tuple[int, int]]:
+  return [((k - 1) // 2, k // 2) for k in kernel]
+
+
+def _shifted_windows(x: jax.Array, kernel: tuple[int, int, int]):
+  """Yields the kt*kh*kw shifted views of a zero-padded `[B, T, H, W, C]` input ('SAME')."""
+  b, t, h, w, c = x.shape
+  xp = jnp.pad(x, [(0, 0), *_same_pads(kernel), (0, 0)])
+  for a in range(kernel[0]):
+    for i in range(kernel[1]):
+      for j in range(kernel[2]):
+        yield xp[:, a:a + t, i:i + h, j:j + w, :]
+
+
+class Conv3D(nn.Module):
+  """Stride-1 'SAME' 3D convolution on `[B, T, H, W, C]`.
+
+  Attributes:
+    features: output channels.
+    kernel_size: `(kt, kh, kw)`.
+    use_bias: add a bias (off when a BatchNorm follows).
+    impl: `native` (lax.conv) or `im2col` (gather the taps into channels, one matmul). im2col wins
+      on CPU when the input has few channels (the first trunk layer): a 1-channel 3D conv is a
+      27-wide matmul that XLA:CPU's conv emitter handles poorly.
+    dtype: compute dtype (params stay float32).
+  """
+  features: int
+  kernel_size: tuple[int, int, int] = (3, 3, 3)
+  use_bias: bool = False
+  impl: str = "native"
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if self.impl not in CONV_IMPLS:
+      raise ValueError(f"Conv3D impl {self.impl!r} unknown; valid: {CONV_IMPLS}")
+    cin = x.shape[-1]
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (*self.kernel_size, cin, self.features), jnp.float32)
+    x = x.astype(self.dtype)
+    kernel = kernel.astype(self.dtype)
+    if self.impl == "native":
+      y = lax.conv_general_dilated(
+          x, kernel, (1, 1, 1), _same_pads(self.kernel_size),
+          dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+    else:
+      cols = jnp.concatenate(list(_shifted_windows(x, self.kernel_size)), axis=-1)
+      y = cols @ kernel.reshape(-1, self.features)
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+    return y
+
+
+class DepthwiseConv3D(nn.Module):
+  """Depthwise (one filter per channel) 3D convolution, optionally strided, no bias.
+
+  Attributes:
+    kernel_size: `(kt, kh, kw)`.
+    strides: `(st, sh, sw)`; 'SAME' padding, so output size is ceil(in / stride).
+    impl: `grouped` (lax.conv with feature_group_count) or `shift` (kt*kh*kw shifted
+      multiply-adds): about 9x faster on XLA:CPU for fwd+bwd (DESIGN §8).
+    dtype: compute dtype.
+  """
+  kernel_size: tuple[int, int, int] = (3, 3, 3)
+  strides: tuple[int, int, int] = (1, 1, 1)
+  impl: str = "shift"
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if self.impl not in DEPTHWISE_IMPLS:
+      raise ValueError(f"DepthwiseConv3D impl {self.impl!r} unknown; valid: {DEPTHWISE_IMPLS}")
+    c = x.shape[-1]
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (*self.kernel_size, 1, c), jnp.float32).astype(self.dtype)
+    x = x.astype(self.dtype)
+    if self.impl == "grouped":
+      return lax.conv_general_dilated(
+          x, kernel, self.strides, _same_pads(self.kernel_size),
+          dimension_numbers=("NDHWC", "DHWIO", "NDHWC"), feature_group_count=c)
+    taps = kernel.reshape(-1, c)
+    y = sum(win * taps[n] for n, win in enumerate(_shifted_windows(x, self.kernel_size)))
+    # A strided 'SAME' conv equals the stride-1 result subsampled at these offsets.
+    starts = [_strided_start(x.shape[1 + d], self.kernel_size[d], self.strides[d]) for d in range(3)]
+    return y[:, starts[0]::self.strides[0], starts[1]::self.strides[1], starts[2]::self.strides[2], :]
+
+
+def _strided_start(size: int, k: int, s: int) -> int:
+  # lax 'SAME' with stride s pads total max((ceil(n/s)-1)*s + k - n, 0), low half first; the
+  # stride-1 output at index o*s + (pad_lo_1 - pad_lo_s) matches strided output o.
+  out = -(-size // s)
+  total = max((out - 1) * s + k - size, 0)
+  return (k - 1) // 2 - total // 2
+
+
+def max_pool_hw(x: jax.Array) -> jax.Array:
+  """2x2 spatial max pool on `[B, T, H, W, C]` (time untouched), as a reshape (cheap everywhere)."""
+  b, t, h, w, c = x.shape
+  if h % 2 or w % 2:
+    raise ValueError(f"spatial size {h}x{w} must be even to pool; pick crop_size divisible by 2^stages")
+  return x.reshape(b, t, h // 2, 2, w // 2, 2, c).max(axis=(3, 5))

@@ -1,0 +1,470 @@
+"""The object-cube record schema: encode/decode, sharded writer, manifest, source.
+
+This is the one module `data_prep` imports. A record is a serialized
+`tf.train.Example` (TensorFlow-compatible, built with the protos that ship in
+`tensorflow_datasets`, so TensorFlow is not needed) with features:
+
+  window    bytes   raw uint8 [L, S, S, C] in C order (no image codec, so
+                    decoding is a copy)
+  shape     int64   [L, S, S, C]
+  video_id  int64   index into the manifest's video list for the split
+  frame     int64   centre frame index
+  box       float   [x0, y0, x1, y1] pixels in the original frame
+  source    int64   0 detector, 1 optical flow, 2 background subtraction
+  cls       int64   detector class, -1 for motion detections
+  score     float   detector confidence
+
+Records of a split live in TFRecord shards `<split>-00000.tfrecord`, ... with a
+structured-numpy index `<shard>.index.npy` beside each one (offset, length,
+video_id, frame per record), which gives random access and lets a split be
+filtered by video without parsing records. `manifest.json` in the same folder
+describes the whole output (see `write_manifest`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from tensorflow_datasets.proto import tf_example_pb2
+
+from ssmtl_jax import tfrecord
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+SOURCE_DETECTOR = 0
+SOURCE_FLOW = 1
+SOURCE_BACKGROUND = 2
+
+# One row per record in `<shard>.index.npy`; plain fields so np.load needs no
+# pickle.
+INDEX_DTYPE = np.dtype([("offset", "<u8"), ("length", "<u8"),
+                        ("video_id", "<i4"), ("frame", "<i4")])
+
+_SCALAR_FIELDS = {"video_id": np.int32, "frame": np.int32,
+                  "source": np.int32, "cls": np.int32, "score": np.float32}
+
+
+def encode_cube(window: np.ndarray, video_id: int, frame: int,
+                box: Sequence[float], source: int, cls: int,
+                score: float) -> bytes:
+  """Serializes one object cube as a `tf.train.Example`.
+
+  Args:
+    window: uint8 array [L, S, S, C].
+    video_id: Index of the video in the manifest's list for its split.
+    frame: Centre frame index.
+    box: [x0, y0, x1, y1] in pixels of the original frame.
+    source: 0 detector, 1 flow, 2 background.
+    cls: Detector class, -1 for motion detections.
+    score: Detector confidence.
+
+  Returns:
+    The serialized Example.
+  """
+  window = np.asarray(window)
+  if window.dtype != np.uint8 or window.ndim != 4:
+    raise ValueError(f"window must be uint8 [L, S, S, C], got {window.dtype} "
+                     f"{window.shape}.")
+  box = np.asarray(box, np.float32).reshape(-1)
+  if box.shape != (4,):
+    raise ValueError(f"box must have 4 values (xyxy), got {box.shape}.")
+  ex = tf_example_pb2.Example()
+  f = ex.features.feature
+  f["window"].bytes_list.value.append(np.ascontiguousarray(window).tobytes())
+  f["shape"].int64_list.value.extend(int(d) for d in window.shape)
+  f["video_id"].int64_list.value.append(int(video_id))
+  f["frame"].int64_list.value.append(int(frame))
+  f["box"].float_list.value.extend(box.tolist())
+  f["source"].int64_list.value.append(int(source))
+  f["cls"].int64_list.value.append(int(cls))
+  f["score"].float_list.value.append(float(score))
+  return ex.SerializeToString()
+
+
+def decode_cube(data: bytes) -> dict[str, np.ndarray]:
+  """Parses a record written by `encode_cube`.
+
+  Args:
+    data: A serialized Example.
+
+  Returns:
+    Dict of numpy values: `window` uint8 [L, S, S, C] (writable), `video_id`,
+    `frame`, `source`, `cls` int32 scalars, `score` float32 scalar and `box`
+    float32 [4].
+  """
+  ex = tf_example_pb2.Example.FromString(data)
+  f = ex.features.feature
+  try:
+    shape = tuple(f["shape"].int64_list.value)
+    window = np.frombuffer(f["window"].bytes_list.value[0], np.uint8)
+    out = {"window": window.reshape(shape).copy(),
+           "box": np.array(f["box"].float_list.value, np.float32)}
+    for key in ("video_id", "frame", "source", "cls"):
+      out[key] = np.int32(f[key].int64_list.value[0])
+    out["score"] = np.float32(f["score"].float_list.value[0])
+  except (IndexError, ValueError) as e:
+    raise ValueError(f"Not a cube record of schema {SCHEMA_VERSION}: {e}") from e
+  return out
+
+
+def stack_cubes(cubes: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+  """Stacks decoded cubes into arrays with a leading record axis."""
+  if not cubes:
+    raise ValueError("No cubes to stack.")
+  return {k: np.stack([c[k] for c in cubes]) for k in cubes[0]}
+
+
+def shard_name(split: str, shard: int) -> str:
+  return f"{split}-{shard:05d}.tfrecord"
+
+
+def index_path(shard_path: str) -> str:
+  return shard_path + ".index.npy"
+
+
+def _save_npy_atomic(path: str, array: np.ndarray) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "wb") as f:
+    np.save(f, array, allow_pickle=False)
+  os.replace(tmp, path)
+
+
+class CubeWriter:
+  """Writes the cubes of one split into TFRecord shards with index files.
+
+  Each shard is written under a temporary name and renamed when complete
+  (its index first), so an interrupted run never leaves a shard that looks
+  complete. When the split already has more shards than this run writes,
+  `close()` removes the stale ones after the new ones are in place.
+
+  Attributes:
+    out_dir: Output folder.
+    split: Split name, used as the shard prefix.
+  """
+
+  def __init__(self, out_dir: str | os.PathLike[str], split: str,
+               records_per_shard: int = 4096):
+    if records_per_shard < 1:
+      raise ValueError(f"records_per_shard must be >= 1, got {records_per_shard}.")
+    if not split or "/" in split or "-" in split:
+      raise ValueError(f"split name must be non-empty without '/' or '-': {split!r}.")
+    self.out_dir = os.fspath(out_dir)
+    self.split = split
+    self.records_per_shard = records_per_shard
+    os.makedirs(self.out_dir, exist_ok=True)
+    self._shards: list[str] = []
+    self._counts: list[int] = []
+    self._writer: tfrecord.TFRecordWriter | None = None
+    self._rows: list[tuple[int, int, int, int]] = []
+    self._window_shape: tuple[int, ...] | None = None
+    self._result: dict[str, Any] | None = None
+
+  def add(self, window: np.ndarray, video_id: int, frame: int,
+          box: Sequence[float], source: int, cls: int, score: float) -> None:
+    """Encodes and appends one cube; see `encode_cube` for the arguments."""
+    if self._result is not None:
+      raise ValueError(f"CubeWriter({self.out_dir}, {self.split}): add() after close().")
+    shape = tuple(np.shape(window))
+    if self._window_shape is None:
+      self._window_shape = shape
+    elif shape != self._window_shape:
+      raise ValueError(f"All windows of a split must share one shape: got {shape} "
+                       f"after {self._window_shape}.")
+    data = encode_cube(window, video_id, frame, box, source, cls, score)
+    if self._writer is None:
+      path = os.path.join(self.out_dir, shard_name(self.split, len(self._shards)))
+      self._writer = tfrecord.TFRecordWriter(path + ".tmp")
+    offset = self._writer.write(data)
+    self._rows.append((offset, len(data), int(video_id), int(frame)))
+    if len(self._rows) >= self.records_per_shard:
+      self._finish_shard()
+
+  def _finish_shard(self) -> None:
+    assert self._writer is not None
+    self._writer.close()
+    path = self._writer.path[:-len(".tmp")]
+    _save_npy_atomic(index_path(path), np.array(self._rows, INDEX_DTYPE))
+    os.replace(self._writer.path, path)
+    self._shards.append(os.path.basename(path))
+    self._counts.append(len(self._rows))
+    self._writer, self._rows = None, []
+
+  def _remove_stale_shards(self) -> None:
+    i = len(self._shards)
+    while True:
+      path = os.path.join(self.out_dir, shard_name(self.split, i))
+      found = False
+      for p in (path, index_path(path)):
+        if os.path.exists(p):
+          os.remove(p)
+          found = True
+      if not found:
+        return
+      i += 1
+
+  def close(self) -> dict[str, Any]:
+    """Finishes the last shard.
+
+    Returns:
+      Dict with `split`, `shards` (file names relative to `out_dir`),
+      `shard_counts`, `num_records` and `window_shape` (None if empty).
+    """
+    if self._result is None:
+      if self._writer is not None:
+        self._finish_shard()
+      self._remove_stale_shards()
+      self._result = {"split": self.split, "shards": list(self._shards),
+                      "shard_counts": list(self._counts),
+                      "num_records": int(sum(self._counts)),
+                      "window_shape": (list(self._window_shape)
+                                       if self._window_shape else None)}
+    return self._result
+
+  def __enter__(self) -> CubeWriter:
+    return self
+
+  def __exit__(self, exc_type, *exc) -> None:
+    if exc_type is not None and self._writer is not None:
+      # Leave no half-written shard behind; completed shards stay.
+      self._writer.close()
+      os.remove(self._writer.path)
+      self._writer = None
+      return
+    self.close()
+
+
+def split_entry(writer_result: dict[str, Any], videos: Sequence[str],
+                frame_counts: Sequence[int]) -> dict[str, Any]:
+  """Builds a manifest `splits[name]` entry from `CubeWriter.close()`'s result.
+
+  Args:
+    writer_result: What `CubeWriter.close()` returned.
+    videos: Video names; a record's `video_id` indexes this list.
+    frame_counts: Number of frames of each video.
+
+  Returns:
+    Dict with `videos`, `frame_counts`, `num_records` and `shards`.
+  """
+  if len(videos) != len(frame_counts):
+    raise ValueError(f"{len(videos)} videos but {len(frame_counts)} frame counts.")
+  return {"videos": list(videos), "frame_counts": [int(n) for n in frame_counts],
+          "num_records": int(writer_result["num_records"]),
+          "shards": list(writer_result["shards"])}
+
+
+def write_manifest(out_dir: str | os.PathLike[str], manifest: dict[str, Any]) -> str:
+  """Writes `manifest.json` atomically (temporary file + rename).
+
+  Args:
+    out_dir: Output folder of the prepared data.
+    manifest: Dict with `window_length`, `crop_size`, `channels`, `splits`
+      (split name -> `split_entry(...)`) and `prep_config`. `schema_version`
+      is filled in if missing.
+
+  Returns:
+    The manifest path.
+  """
+  manifest = dict(manifest)
+  manifest.setdefault("schema_version", SCHEMA_VERSION)
+  missing = {"window_length", "crop_size", "channels", "splits",
+             "prep_config"} - set(manifest)
+  if missing:
+    raise ValueError(f"Manifest is missing keys {sorted(missing)}.")
+  path = os.path.join(os.fspath(out_dir), MANIFEST_NAME)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(manifest, f, indent=1, sort_keys=True)
+  os.replace(tmp, path)
+  return path
+
+
+def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+  """Reads and checks `manifest.json`.
+
+  Args:
+    out_dir: Output folder of the prepared data.
+
+  Returns:
+    The manifest dict.
+
+  Raises:
+    FileNotFoundError: If there is no manifest (data not prepared yet).
+    ValueError: If it is not valid JSON or has another schema version.
+  """
+  path = os.path.join(os.fspath(out_dir), MANIFEST_NAME)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path}: no manifest; run data preparation into "
+                            f"{out_dir} first.")
+  try:
+    with open(path) as f:
+      manifest = json.load(f)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: not valid JSON: {e}") from e
+  version = manifest.get("schema_version")
+  if version != SCHEMA_VERSION:
+    raise ValueError(f"{path}: schema_version {version!r}, but this code reads "
+                     f"version {SCHEMA_VERSION}; prepare the data again.")
+  return manifest
+
+
+
+class CubeSource:
+  """Random-access grain data source over the cube records of one split.
+
+  `source[i]` returns the raw serialized record (map `decode_cube` over it in
+  the pipeline, so decoding runs in grain's workers). Only the index files are
+  read at construction; shard files are opened lazily in each process, which
+  keeps the object small and picklable for grain worker processes.
+
+  Shards are taken from `manifest.json` when it lists the split (the manifest
+  is written last, so it names exactly one finished run), else from the files
+  `<split>-NNNNN.tfrecord` in `out_dir`.
+  """
+
+  def __init__(self, out_dir: str | os.PathLike[str], split: str,
+               videos: Sequence[int] | None = None, verify: bool = True):
+    """Builds the source.
+
+    Args:
+      out_dir: Output folder of the prepared data.
+      split: Split name.
+      videos: If given, keep only records whose `video_id` is in this list.
+      verify: Whether reads check the TFRecord CRCs (cheap: crc32c runs in C).
+    """
+    self.out_dir = os.fspath(out_dir)
+    self.split = split
+    self.verify = verify
+    self._expected: int | None = None
+    self.shard_paths = self._find_shards()
+    tables = [self._load_index(p) for p in self.shard_paths]
+    full = np.concatenate(tables) if tables else np.zeros(0, INDEX_DTYPE)
+    if self._expected is not None and self._expected != len(full):
+      raise ValueError(f"{self.out_dir}: the manifest lists {self._expected} "
+                       f"{split} records but the shard indexes hold {len(full)}.")
+    shard = np.repeat(np.arange(len(tables), dtype=np.int32),
+                      [len(t) for t in tables])
+    if videos is None:
+      keep = np.arange(len(full))
+    else:
+      keep = np.flatnonzero(np.isin(full["video_id"], np.asarray(videos, np.int64)))
+    self._record = keep.astype(np.int64)  # Position within the whole split.
+    self._shard = shard[keep]
+    self._index = full[keep]
+    self._fds: list[int] | None = None
+    self._pid: int | None = None
+    self._lock = threading.Lock()
+
+  def _find_shards(self) -> list[str]:
+    manifest_path = os.path.join(self.out_dir, MANIFEST_NAME)
+    if os.path.exists(manifest_path):
+      splits = read_manifest(self.out_dir)["splits"]
+      if self.split not in splits:
+        raise KeyError(f"{manifest_path}: no split {self.split!r}; it has "
+                       f"{sorted(splits)}.")
+      names = splits[self.split]["shards"]
+      self._expected = splits[self.split].get("num_records")
+    else:
+      if not os.path.isdir(self.out_dir):
+        raise FileNotFoundError(f"{self.out_dir}: no such folder of cube records.")
+      prefix = self.split + "-"
+      names = sorted(n for n in os.listdir(self.out_dir)
+                     if n.startswith(prefix) and n.endswith(".tfrecord")
+                     and n[len(prefix):-len(".tfrecord")].isdigit())
+      if not names:
+        raise FileNotFoundError(f"{self.out_dir}: no shards {prefix}NNNNN.tfrecord "
+                                "and no manifest.")
+    return [os.path.join(self.out_dir, n) for n in names]
+
+  @staticmethod
+  def _load_index(shard_path: str) -> np.ndarray:
+    path = index_path(shard_path)
+    if not os.path.exists(shard_path):
+      raise FileNotFoundError(f"{shard_path}: shard listed but missing.")
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"{path}: index of shard {shard_path} is missing.")
+    table = np.load(path, allow_pickle=False)
+    if table.dtype != INDEX_DTYPE or table.ndim != 1:
+      raise ValueError(f"{path}: expected a 1-D index of dtype {INDEX_DTYPE}, "
+                       f"got {table.dtype} {table.shape}.")
+    return table
+
+  def __len__(self) -> int:
+    return len(self._index)
+
+  def __getitem__(self, i) -> bytes:
+    i = int(i)
+    n = len(self._index)
+    if i < 0:
+      i += n
+    if not 0 <= i < n:
+      raise IndexError(f"CubeSource({self.split}) index {i} out of range [0, {n}).")
+    if self._pid != os.getpid():
+      # Descriptors opened by a parent process are not ours to share; pread
+      # keeps one descriptor safe to use from several threads.
+      with self._lock:
+        if self._pid != os.getpid():
+          self._fds = [os.open(p, os.O_RDONLY) for p in self.shard_paths]
+          self._pid = os.getpid()
+    shard = int(self._shard[i])
+    row = self._index[i]
+    offset, length = int(row["offset"]), int(row["length"])
+    buf = os.pread(self._fds[shard], tfrecord.HEADER_BYTES + length
+                   + tfrecord.FOOTER_BYTES, offset)
+    return tfrecord.parse_framed(buf, self.shard_paths[shard],
+                                 f"record at offset {offset}", self.verify,
+                                 expected_length=length)
+
+  def __getstate__(self) -> dict[str, Any]:
+    state = self.__dict__.copy()
+    state["_fds"], state["_pid"], state["_lock"] = None, None, None
+    return state
+
+  def __setstate__(self, state: dict[str, Any]) -> None:
+    self.__dict__.update(state)
+    self._lock = threading.Lock()
+
+  def close(self) -> None:
+    """Closes the shard files opened by this process (reopened on next read)."""
+    if self._fds is not None and self._pid == os.getpid():
+      for fd in self._fds:
+        os.close(fd)
+    self._fds, self._pid = None, None
+
+  def __del__(self):
+    try:
+      self.close()
+    except (OSError, AttributeError, TypeError):
+      pass  # Interpreter shutdown or a half-built object.
+
+  def __repr__(self) -> str:
+    return (f"CubeSource(out_dir={self.out_dir!r}, split={self.split!r}, "
+            f"len={len(self)}, shards={len(self.shard_paths)})")
+
+  def metadata(self) -> dict[str, np.ndarray]:
+    """Per-record metadata from the indexes, in source order (no parsing).
+
+    Returns:
+      Dict with `video_id` int32 [N], `frame` int32 [N] and `record` int64 [N]
+      (position of each record within the whole split).
+    """
+    return {"video_id": self._index["video_id"].copy(),
+            "frame": self._index["frame"].copy(), "record": self._record.copy()}
+
+  def read_all(self, indices: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """Decodes records and stacks them (for evaluation).
+
+    Args:
+      indices: Positions in this source; all records when None.
+
+    Returns:
+      `decode_cube`'s fields stacked along a new leading axis.
+    """
+    if indices is None:
+      indices = range(len(self))
+    return stack_cubes([decode_cube(self[i]) for i in indices])

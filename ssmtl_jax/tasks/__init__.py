@@ -1,0 +1,34 @@
+"""Proxy task registry: adding a task is one module and one line here."""
+
+from ssmtl_jax.tasks import arrow_of_time
+from ssmtl_jax.tasks import base
+from ssmtl_jax.tasks import inpainting
+from ssmtl_jax.tasks import middle_box
+from ssmtl_jax.tasks import motion_irregularity
+
+TASKS = {
+    "arrow_of_time": arrow_of_time.ArrowOfTime,              # T1
+    "motion_irregularity": motion_irregularity.MotionIrregularity,  # T2
+    "middle_box": middle_box.MiddleBox,                      # T3
+    "inpainting": inpainting.Inpainting,                     # T6 (SSMTL++v2)
+}
+
+
+def build_tasks(names, options=None, num_frames: int = 7) -> list[base.Task]:
+  """Instantiates tasks by name.
+
+  Args:
+    names: task names (keys of TASKS).
+    options: task name -> dict of constructor keyword arguments.
+    num_frames: frames per model input.
+
+  Returns:
+    The task objects in the given order.
+  """
+  options = options or {}
+  out = []
+  for name in names:
+    if name not in TASKS:
+      raise ValueError(f"unknown task {name!r}; valid tasks: {sorted(TASKS)}")
+    out.append(TASKS[name](num_frames=num_frames, **dict(options.get(name, {}))))
+  return out

@@ -1,0 +1,81 @@
+"""What every proxy task provides, and the cube slicing the tasks share.
+
+A task turns a batch of stored windows (`[B, L, S, S, C]` float in [0, 1], L = 2*half_window+1,
+centre frame at index L // 2) into its own input view and target, on device, with a
+`jax.random` key; it names the head it needs, its per-example loss and its per-example anomaly
+score. train.py and evaluate.py never name a task.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """Base class. Subclasses set the class attributes and override the methods.
+
+  Attributes:
+    num_frames: frames per model input (7 in the papers).
+  """
+  num_frames: int = 7
+
+  name = "base"
+  head_kind = "classifier"  # or "decoder"
+  # Views with the same eval_view name are identical at test time and share a backbone pass.
+  eval_view_name = "base"
+  eval_passes = 1
+
+  def num_outputs(self, channels: int) -> int:
+    """Classes for a classifier head, image channels for a decoder head."""
+    raise NotImplementedError
+
+  def train_view(self, window: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns (input view `[B, T, S, S, C]`, target)."""
+    raise NotImplementedError
+
+  def loss(self, output: jax.Array, target: jax.Array) -> jax.Array:
+    """Per-example loss `[B]`."""
+    raise NotImplementedError
+
+  def eval_view(self, window: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The test-time view and the target its score compares against."""
+    raise NotImplementedError
+
+  def next_eval_view(self, output: jax.Array, target: jax.Array, rng: jax.Array) -> jax.Array:
+    """For multi-pass scoring (inpainting): the next pass's input from this pass's output."""
+    raise NotImplementedError
+
+  def score(self, output: jax.Array, target: jax.Array) -> jax.Array:
+    """Per-example anomaly score `[B]` (higher = more anomalous)."""
+    raise NotImplementedError
+
+
+def consecutive(window: jax.Array, num_frames: int) -> jax.Array:
+  """The `num_frames` consecutive frames centred on the window's middle frame."""
+  centre = window.shape[1] // 2
+  half = num_frames // 2
+  if centre < half:
+    raise ValueError(f"stored window of {window.shape[1]} frames is too short for {num_frames}-frame "
+                     "cubes; re-run prep with a larger prep.half_window")
+  return window[:, centre - half:centre - half + num_frames]
+
+
+def middle(window: jax.Array) -> jax.Array:
+  """The centre frame `[B, S, S, C]`."""
+  return window[:, window.shape[1] // 2]
+
+
+def tile_frames(image: jax.Array, num_frames: int) -> jax.Array:
+  """`[B, S, S, C]` -> `[B, T, S, S, C]` by repetition (image tasks feed the video backbone)."""
+  return jnp.repeat(image[:, None], num_frames, axis=1)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32))
+  return -jnp.take_along_axis(logp, labels[:, None].astype(jnp.int32), axis=1)[:, 0]
+
+
+def mean_per_example(x: jax.Array) -> jax.Array:
+  return x.reshape(x.shape[0], -1).mean(axis=1)

@@ -1,0 +1,166 @@
+"""Training: grain batches -> jit train_step on a device mesh -> best checkpoint by val loss."""
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from ssmtl_jax import checkpoint
+from ssmtl_jax import input_pipeline
+from ssmtl_jax import records
+from ssmtl_jax import sharding
+from ssmtl_jax import steps
+
+
+def records_dir(config, workdir: str) -> str:
+  return config.data.records_dir or os.path.join(workdir, "records")
+
+
+class Setup:
+  """What train and evaluate both need: manifest, tasks, model, mesh, shapes."""
+
+  def __init__(self, config, workdir: str):
+    self.config = config
+    self.records_dir = records_dir(config, workdir)
+    self.manifest = records.read_manifest(self.records_dir)
+    self.window_shape = (self.manifest["window_length"], self.manifest["crop_size"],
+                         self.manifest["crop_size"], self.manifest["channels"])
+    self.tasks = steps.build_tasks(config)
+    self.model = steps.build_model(config, self.tasks, self.manifest["channels"])
+    self.weights = steps.task_weights(config, self.tasks)
+    self.tx = steps.build_optimizer(config)
+    self.mesh = sharding.make_mesh()
+    num_train_videos = len(self.manifest["splits"]["training"]["videos"])
+    self.train_videos, self.val_videos = input_pipeline.split_videos(
+        num_train_videos, config.train.val_fraction, config.seed)
+
+  def init_state(self) -> steps.TrainState:
+    """Initialises by shape first, then allocates replicated on the mesh (STYLE 6)."""
+    rng = jax.random.PRNGKey(self.config.seed)
+
+    def init():
+      variables = steps.init_variables(self.model, self.tasks, self.window_shape, rng)
+      return steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
+                              batch_stats=variables.get("batch_stats", {}),
+                              opt_state=self.tx.init(variables["params"]))
+
+    return jax.jit(init, out_shardings=sharding.replicated(self.mesh))()
+
+  def abstract_state(self):
+    return jax.eval_shape(self.init_state)
+
+
+def validate(val_step, variables, source, batch_size: int, mesh, rng) -> dict[str, float]:
+  """Mean validation proxy losses over every record of `source`."""
+  totals: dict[str, float] = {}
+  count = 0.0
+  for windows, valid, _ in input_pipeline.eval_batches(source, batch_size):
+    sums, n = val_step(variables, sharding.to_global(windows, mesh),
+                       sharding.to_global(valid, mesh), rng)
+    for k, v in jax.device_get(sums).items():
+      totals[k] = totals.get(k, 0.0) + float(v)
+    count += float(n)
+  return {k: v / max(count, 1.0) for k, v in totals.items()}
+
+
+def _check_finite(metrics: dict[str, float], step: int) -> None:
+  bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+  if bad:
+    raise FloatingPointError(f"non-finite value at step {step} in: {', '.join(sorted(bad))} "
+                             f"({ {k: metrics[k] for k in bad} }); lower train.learning_rate or "
+                             "check the input records")
+
+
+def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
+  """Trains on the training videos' cubes and keeps the checkpoint with the best val loss.
+
+  Returns:
+    A summary: steps, best val loss and step, cubes/s.
+  """
+  setup = Setup(config, workdir)
+  tc = config.train
+  per_process_batch = sharding.check_batch_size(tc.batch_size)
+  sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
+  train_source = records.CubeSource(setup.records_dir, "training", videos=setup.train_videos)
+  val_source = (records.CubeSource(setup.records_dir, "training", videos=setup.val_videos)
+                if setup.val_videos else None)
+  steps_per_epoch = max(1, len(train_source) // tc.batch_size)
+  num_steps = tc.num_steps if tc.num_steps > 0 else tc.epochs * steps_per_epoch
+  eval_every = tc.eval_every_steps if tc.eval_every_steps > 0 else steps_per_epoch
+  print(f"training on {len(train_source)} cubes from {len(setup.train_videos)} videos, "
+        f"validating on {len(val_source) if val_source else 0} cubes from "
+        f"{len(setup.val_videos)} videos; {num_steps} steps of batch {tc.batch_size} "
+        f"({steps_per_epoch} steps/epoch) on {jax.device_count()} {jax.default_backend()} device(s)",
+        flush=True)
+
+  state = setup.init_state()
+  rng = jax.random.PRNGKey(config.seed + 1)
+  replicated = sharding.replicated(setup.mesh)
+  train_step = jax.jit(steps.make_train_step(setup.model, setup.tasks, setup.tx, setup.weights),
+                       donate_argnums=(0,), out_shardings=(replicated, replicated))
+  val_step = jax.jit(steps.make_val_step(setup.model, setup.tasks, setup.weights),
+                     out_shardings=replicated)
+  data = iter(input_pipeline.train_dataset(
+      setup.records_dir, setup.train_videos, per_process_batch, seed=config.seed,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      num_workers=tc.num_workers))
+  manager = checkpoint.best_manager(workdir)
+  log_path = os.path.join(workdir, "train_log.jsonl")
+  best = {"val_loss": float("inf"), "step": -1}
+  window_metrics, window_start, cubes_per_s = [], time.perf_counter(), float("nan")
+  compile_start = time.perf_counter()
+  with open(log_path, "a") as log, tqdm.tqdm(total=num_steps, desc="train", unit="step",
+                                             disable=jax.process_index() != 0) as bar:
+    for step in range(1, num_steps + 1):
+      windows = sharding.to_global(next(data), setup.mesh)
+      state, metrics = train_step(state, windows, rng)
+      window_metrics.append(metrics)
+      if step == 1:
+        jax.block_until_ready(state)
+        compile_s = time.perf_counter() - compile_start
+        window_start = time.perf_counter()
+        window_metrics = []
+        log.write(json.dumps({"step": 1, "compile_and_first_step_s": compile_s}) + "\n")
+      bar.update(1)
+      if step % tc.log_every_steps == 0 or step == num_steps or step % eval_every == 0:
+        if window_metrics:
+          host = jax.device_get(window_metrics)
+          mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+          _check_finite(mean, step)
+          elapsed = time.perf_counter() - window_start
+          cubes_per_s = len(host) * tc.batch_size / elapsed
+          mean.update(step=step, cubes_per_s=cubes_per_s,
+                      cubes_per_s_per_device=cubes_per_s / jax.device_count(),
+                      epoch=step / steps_per_epoch)
+          log.write(json.dumps(mean) + "\n")
+          log.flush()
+          bar.set_postfix(loss=f"{mean['loss']:.4f}", cubes_s=f"{cubes_per_s:.1f}")
+          window_metrics, window_start = [], time.perf_counter()
+      if step % eval_every == 0 or step == num_steps:
+        if val_source is not None:
+          val = validate(val_step, state.variables, val_source, config.eval.batch_size,
+                         setup.mesh, jax.random.PRNGKey(config.seed + 2))
+        else:  # no held-out videos: fall back to the latest training loss
+          val = {"loss": mean["loss"]}
+        _check_finite(val, step)
+        record = {"step": step, **{f"val/{k}": v for k, v in val.items()}}
+        if val["loss"] < best["val_loss"]:
+          best = {"val_loss": val["loss"], "step": step}
+          checkpoint.save(manager, step, state, val["loss"])
+          record["saved_best"] = True
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+        tqdm.tqdm.write(f"step {step}: val loss {val['loss']:.4f} "
+                        + " ".join(f"{k[5:]}={v:.4f}" for k, v in val.items() if k != "loss")
+                        + (" (best, saved)" if record.get("saved_best") else ""))
+        window_start = time.perf_counter()  # validation time is not training throughput
+  manager.close()
+  summary = {"num_steps": num_steps, "best_step": best["step"], "best_val_loss": best["val_loss"],
+             "cubes_per_s": cubes_per_s, "train_cubes": len(train_source)}
+  return summary
