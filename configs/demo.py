@@ -1,0 +1,32 @@
+"""The embedded demo: a synthetic walkway scene (walkers; cyclists, vehicles and erratic walkers
+as anomalies) generated on the spot, prepped, trained with SSMTL++v2 tasks, evaluated.
+
+  python -m ssmtl_jax.main --config=configs/demo.py --workdir=runs/demo
+
+No download. Runtime and AUC measured on a 2-core CPU: see README.md / benchmarks/RESULTS.md.
+"""
+
+from configs import common
+
+
+def get_config():
+  c = common.get_config()
+  c.data.name = "synthetic_demo"
+  c.data.synthetic = True
+  c.data.synthetic_options = {"num_train": 6, "num_test": 4, "num_frames": 120, "height": 120,
+                              "width": 160, "seed": 0}
+  c.prep.detector_options = {"threshold": 18.0, "min_area": 40}
+  c.prep.crop_size = 24
+  c.prep.train_frame_stride = 2
+  c.prep.test_frame_stride = 1
+  c.model.trunk = "shallow_narrow"
+  c.model.embed_dim = 32
+  c.model.cvt_blocks = 1
+  c.model.cvt_heads = 4
+  c.model.head_width = 16
+  c.train.batch_size = 32
+  c.train.epochs = 5
+  c.train.val_fraction = 0.17   # one of the six training videos
+  c.eval.batch_size = 64
+  c.eval.sigma = 2.0
+  return c
