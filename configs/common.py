@@ -65,6 +65,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.batch_size = 64
   c.eval.standardize = True         # z-score each task's score on normal data before the mean
   c.eval.sigma = 3.0                # temporal Gaussian smoothing of frame scores (frames)
-  c.eval.minmax = True              # per-video min-max of frame scores
+  c.eval.minmax = False             # per-video min-max of frame scores (uses the whole video)
   c.eval.mean_filter = ()           # (t, y, x) 3D mean filter over the pixel score map; () = off
   return c

@@ -25,6 +25,6 @@ def get_config():
   c.model.cvt_heads = 4
   c.model.head_width = 16
   c.train.batch_size = 64
-  c.train.epochs = 5
+  c.train.epochs = 10
   c.eval.batch_size = 128
   return c

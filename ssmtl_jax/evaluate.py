@@ -49,7 +49,7 @@ def combine_scores(task_scores: dict[str, np.ndarray], stats: dict[str, tuple[fl
 
 
 def video_frame_scores(num_frames: int, stride: int, frames: np.ndarray, scores: np.ndarray,
-                       boxes: np.ndarray, frame_shape, ec) -> np.ndarray:
+                       boxes: np.ndarray, frame_shape, ec, minmax: bool) -> np.ndarray:
   """Frame scores of one video; with a prep stride > 1, the scored frames are interpolated."""
   mean_filter = tuple(ec.mean_filter) if ec.mean_filter else None
   sampled = np.arange(0, num_frames, stride)
@@ -57,7 +57,7 @@ def video_frame_scores(num_frames: int, stride: int, frames: np.ndarray, scores:
                                          frame_shape=tuple(frame_shape), mean_filter=mean_filter)
   if stride > 1:
     fs = np.interp(np.arange(num_frames), sampled, fs[sampled])
-  return metrics.postprocess(fs, ec.sigma, ec.minmax)
+  return metrics.postprocess(fs, ec.sigma, minmax)
 
 
 def evaluate(config, workdir: str) -> dict[str, Any]:
@@ -88,12 +88,13 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
 
-  def frame_scores_for(obj_scores):
+  def frame_scores_for(obj_scores, minmax=ec.minmax):
     result = {}
     for vid, (name, n) in enumerate(zip(entry["videos"], entry["frame_counts"])):
       sel = meta["video_id"] == vid
       result[name] = video_frame_scores(n, entry.get("frame_stride", 1), meta["frame"][sel],
-                                        obj_scores[sel], boxes[sel], entry["frame_shapes"][vid], ec)
+                                        obj_scores[sel], boxes[sel], entry["frame_shapes"][vid], ec,
+                                        minmax)
     return result
 
   frame_scores = frame_scores_for(object_scores)
@@ -103,7 +104,15 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
       name: metrics.micro_auc(labels, frame_scores_for(
           combine_scores({name: s}, None if stats is None else {name: stats[name]})))
       for name, s in task_scores.items()}
+  # Per-video min-max rescales each video by its own (future) score range: common in the
+  # field, impossible online, and it ranks a wholly abnormal video's calmest frames lowest.
+  # Micro AUC is reported both ways, the configured one first.
+  result["micro_auc_per_video_minmax"] = metrics.micro_auc(labels, frame_scores_for(object_scores, True))
+  result["micro_auc_no_minmax"] = metrics.micro_auc(labels, frame_scores_for(object_scores, False))
   result.update(checkpoint_step=int(step), num_test_cubes=len(test), score_stats=stats)
+  np.savez(os.path.join(out_dir, "object_scores.npz"), video_id=meta["video_id"],
+           frame=meta["frame"], box=boxes, object_score=object_scores,
+           **{f"task_{k}": v for k, v in task_scores.items()})
   for name in entry["videos"]:
     np.save(os.path.join(out_dir, f"frame_scores_{name}.npy"), frame_scores[name])
     plots.plot_video_scores(os.path.join(out_dir, f"scores_{name}.png"), frame_scores[name],

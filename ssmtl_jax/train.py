@@ -114,6 +114,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   log_path = os.path.join(workdir, "train_log.jsonl")
   best = {"val_loss": float("inf"), "step": -1}
   window_metrics, window_start, cubes_per_s = [], time.perf_counter(), float("nan")
+  last_train_loss = float("inf")
   compile_start = time.perf_counter()
   with open(log_path, "a") as log, tqdm.tqdm(total=num_steps, desc="train", unit="step",
                                              disable=jax.process_index() != 0) as bar:
@@ -138,6 +139,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
           mean.update(step=step, cubes_per_s=cubes_per_s,
                       cubes_per_s_per_device=cubes_per_s / jax.device_count(),
                       epoch=step / steps_per_epoch)
+          last_train_loss = mean["loss"]
           log.write(json.dumps(mean) + "\n")
           log.flush()
           bar.set_postfix(loss=f"{mean['loss']:.4f}", cubes_s=f"{cubes_per_s:.1f}")
@@ -147,7 +149,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
           val = validate(val_step, state.variables, val_source, config.eval.batch_size,
                          setup.mesh, jax.random.PRNGKey(config.seed + 2))
         else:  # no held-out videos: fall back to the latest training loss
-          val = {"loss": mean["loss"]}
+          val = {"loss": last_train_loss}
         _check_finite(val, step)
         record = {"step": step, **{f"val/{k}": v for k, v in val.items()}}
         if val["loss"] < best["val_loss"]:
