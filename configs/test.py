@@ -13,7 +13,7 @@ def get_config():
   c.data.synthetic_options = {"num_train": 3, "num_test": 2, "num_frames": 24, "height": 48,
                               "width": 64, "seed": 0}
   c.prep.detector_options = {"threshold": 18.0, "min_area": 10}
-  c.prep.half_window = 3
+  c.prep.half_window = 6
   c.prep.crop_size = 16
   c.prep.train_frame_stride = 2
   c.prep.test_frame_stride = 2

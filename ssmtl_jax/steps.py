@@ -110,7 +110,7 @@ def make_train_step(model, tasks, tx: optax.GradientTransformation, weights: Map
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                               batch_stats=new_stats, opt_state=opt_state)
-    metrics = {"loss": total, "l2_grads": optax.global_norm(grads)}
+    metrics = {"loss": total, "l2_grads": optax.tree.norm(grads)}
     metrics.update({f"loss/{k}": v for k, v in means.items()})
     return new_state, metrics
 

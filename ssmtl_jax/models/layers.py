@@ -94,8 +94,10 @@ class DepthwiseConv3D(nn.Module):
                         (*self.kernel_size, 1, c), jnp.float32).astype(self.dtype)
     x = x.astype(self.dtype)
     if self.impl == "grouped":
+      # "SAME" (not symmetric pads): with stride 2 on even sizes it pads (0, 1), which is
+      # what the shift lowering reproduces, so checkpoints move between the two.
       return lax.conv_general_dilated(
-          x, kernel, self.strides, _same_pads(self.kernel_size),
+          x, kernel, self.strides, "SAME",
           dimension_numbers=("NDHWC", "DHWIO", "NDHWC"), feature_group_count=c)
     taps = kernel.reshape(-1, c)
     y = sum(win * taps[n] for n, win in enumerate(_shifted_windows(x, self.kernel_size)))

@@ -27,7 +27,13 @@ class MotionIrregularity(base.Task):
     """
     half = self.num_frames // 2
     centre = window_len // 2
-    max_skip = max(1, min(self.max_skip, centre // half))
+    max_skip = min(self.max_skip, centre // half)
+    if max_skip < 2:
+      # With steps of 1 only, "intermittent" views would equal consecutive ones: label noise.
+      raise ValueError(
+          f"motion_irregularity needs room to skip frames: max_skip={self.max_skip} and a stored "
+          f"window of {window_len} frames allow no skip for {self.num_frames}-frame cubes; use "
+          f"max_skip >= 2 and prep.half_window >= {2 * half}")
     k_steps, k_force = jax.random.split(rng)
     steps = jax.random.randint(k_steps, (batch, self.num_frames - 1), 1, max_skip + 1)
     forced = jax.random.randint(k_force, (batch,), 0, self.num_frames - 1)
