@@ -83,6 +83,7 @@ def test_published_v2_architecture_runs_three_steps(tmp_path):
   config = ped2_v2.get_config()
   tiny = test_config.get_config()
   config.data.synthetic = True
+  config.data.root = str(tmp_path / "data")
   config.data.synthetic_options = tiny.data.synthetic_options
   config.prep.detector_options = tiny.prep.detector_options
   config.prep.train_frame_stride = 2
