@@ -52,6 +52,27 @@ class Task:
     raise NotImplementedError
 
 
+@dataclasses.dataclass(frozen=True)
+class ForwardCubeClassifier(Task):
+  """A two-class task whose test view is the plain forward cube and whose anomaly score is
+  P(class 1): a normal object's motion is recognised as normal, so the other class flags it."""
+  head_kind = "classifier"
+  eval_view_name = "forward"
+
+  def num_outputs(self, channels):
+    return 2
+
+  def loss(self, output, target):
+    return cross_entropy(output, target)
+
+  def eval_view(self, window, rng):
+    cube = consecutive(window, self.num_frames)
+    return cube, jnp.zeros((cube.shape[0],), jnp.int32)
+
+  def score(self, output, target):
+    return jax.nn.softmax(output.astype(jnp.float32))[:, 1]
+
+
 def consecutive(window: jax.Array, num_frames: int) -> jax.Array:
   """The `num_frames` consecutive frames centred on the window's middle frame."""
   centre = window.shape[1] // 2

@@ -9,16 +9,11 @@ from ssmtl_jax.tasks import base
 
 
 @dataclasses.dataclass(frozen=True)
-class MotionIrregularity(base.Task):
+class MotionIrregularity(base.ForwardCubeClassifier):
   """Attributes: max_skip: largest step between chosen frames of an intermittent sequence."""
   max_skip: int = 2
 
   name = "motion_irregularity"
-  head_kind = "classifier"
-  eval_view_name = "forward"
-
-  def num_outputs(self, channels):
-    return 2
 
   def intermittent_indices(self, rng, batch: int, window_len: int) -> jax.Array:
     """`[B, T]` frame indices: forward, centred, steps in 1..max_skip, at least one skip.
@@ -50,13 +45,3 @@ class MotionIrregularity(base.Task):
     idx = jnp.where(irregular[:, None], self.intermittent_indices(k_idx, b, length), regular_idx)
     view = jnp.take_along_axis(window, idx[:, :, None, None, None], axis=1)
     return view, irregular.astype(jnp.int32)
-
-  def loss(self, output, target):
-    return base.cross_entropy(output, target)
-
-  def eval_view(self, window, rng):
-    cube = base.consecutive(window, self.num_frames)
-    return cube, jnp.zeros((cube.shape[0],), jnp.int32)
-
-  def score(self, output, target):
-    return jax.nn.softmax(output.astype(jnp.float32))[:, 1]
