@@ -6,7 +6,8 @@
 Same method as configs/ped2_v2.py with a smaller, faster setting: 32x32 crops, a narrow trunk,
 one CvT block, narrow heads, training cubes from every 4th frame and test scores at every 2nd
 frame (the frames between are interpolated); 10 epochs (the validation loss still fell at 5).
-Measured on a 2-core CPU: 64 min in all, micro AUC 74.6 %, macro 89.0 % (benchmarks/RESULTS.md). Published (GPU, full size): SSMTL micro AUC 97.5, macro 99.8.
+Measured on a 2-core CPU: 64 min in all, micro AUC 74.6 %, macro 89.0 % (benchmarks/RESULTS.md).
+Published (GPU, full size): SSMTL micro AUC 97.5, macro 99.8.
 """
 
 from configs import common
