@@ -97,18 +97,19 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
                                         minmax)
     return result
 
-  frame_scores = frame_scores_for(object_scores)
+  # Per-video min-max rescales each video by its own (future) score range: common in the
+  # field, impossible online, and it ranks a wholly abnormal video's calmest frames lowest.
+  # Micro AUC is reported both ways; the configured one is the headline.
+  by_minmax = {m: frame_scores_for(object_scores, m) for m in (False, True)}
+  frame_scores = by_minmax[bool(ec.minmax)]
   result = metrics.evaluate_frames(labels, frame_scores)
   # Each task alone, for diagnosis and ablations (same post-processing).
   result["per_task_micro_auc"] = {
       name: metrics.micro_auc(labels, frame_scores_for(
           combine_scores({name: s}, None if stats is None else {name: stats[name]})))
       for name, s in task_scores.items()}
-  # Per-video min-max rescales each video by its own (future) score range: common in the
-  # field, impossible online, and it ranks a wholly abnormal video's calmest frames lowest.
-  # Micro AUC is reported both ways, the configured one first.
-  result["micro_auc_per_video_minmax"] = metrics.micro_auc(labels, frame_scores_for(object_scores, True))
-  result["micro_auc_no_minmax"] = metrics.micro_auc(labels, frame_scores_for(object_scores, False))
+  result["micro_auc_per_video_minmax"] = metrics.micro_auc(labels, by_minmax[True])
+  result["micro_auc_no_minmax"] = metrics.micro_auc(labels, by_minmax[False])
   result.update(checkpoint_step=int(step), num_test_cubes=len(test), score_stats=stats)
   np.savez(os.path.join(out_dir, "object_scores.npz"), video_id=meta["video_id"],
            frame=meta["frame"], box=boxes, object_score=object_scores,

@@ -61,7 +61,7 @@ def task_weights(config, tasks) -> dict[str, float]:
 
 def init_variables(model: ssmtl.SSMTLModel, tasks, window_shape: Sequence[int], rng: jax.Array):
   """Parameters and BatchNorm stats for windows of `window_shape` = `[L, S, S, C]`."""
-  views, routes = _train_views_only(tasks, jnp.zeros((2, *window_shape), jnp.float32), rng)
+  (views, _), routes = _train_views(tasks, jnp.zeros((2, *window_shape), jnp.float32), rng)
   return model.init(rng, views, routes, False)
 
 
@@ -75,11 +75,6 @@ def _train_views(tasks, window, rng):
   for task, key in zip(tasks, keys):
     views[task.name], targets[task.name] = task.train_view(window, key)
   return (views, targets), tuple((t.name, t.name) for t in tasks)
-
-
-def _train_views_only(tasks, window, rng):
-  (views, _), routes = _train_views(tasks, window, rng)
-  return views, routes
 
 
 def per_task_losses(model, tasks, variables, windows, rng, train: bool):

@@ -58,11 +58,10 @@ class SSMTLModel(nn.Module):
     out = {}
     for task, view in routes:
       kind, n = specs[task]
-      if kind == "classifier":
-        head = heads_lib.ClassifierHead(n, self.head_width, self.dtype, name=f"head_{task}")
-      elif kind == "decoder":
-        head = heads_lib.DecoderHead(n, num_up, self.head_width, self.dtype, name=f"head_{task}")
-      else:
+      if kind not in HEADS:
         raise ValueError(f"unknown head kind {kind!r}; valid: {sorted(HEADS)}")
+      # Decoders upsample once per trunk pool, back to the crop size.
+      extra = {"num_up": num_up} if kind == "decoder" else {}
+      head = HEADS[kind](n, width=self.head_width, dtype=self.dtype, name=f"head_{task}", **extra)
       out[task] = head(per_view[view], train)
     return out
