@@ -59,12 +59,16 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.val_fraction = 0.15       # whole videos held out for the validation proxy loss
   c.train.eval_every_steps = -1     # -1: once per epoch
   c.train.log_every_steps = 50
+  c.train.checkpoint_every_steps = -1  # resumption checkpoints (<workdir>/resume); -1: each eval
   c.train.num_workers = 0           # grain worker processes
+  c.train.tensorboard = True        # event files in <workdir>/tensorboard (tensorboardX)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 64
   c.eval.standardize = True         # z-score each task's score on normal data before the mean
   c.eval.sigma = 3.0                # temporal Gaussian smoothing of frame scores (frames)
   c.eval.minmax = False             # per-video min-max of frame scores (uses the whole video)
+  c.eval.overlay_videos = -1        # test videos that get an overlay .mp4 (-1: all, 0: none)
+  c.eval.overlay_fps = 10.0
   c.eval.mean_filter = ()           # (t, y, x) 3D mean filter over the pixel score map; () = off
   return c

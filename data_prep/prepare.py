@@ -7,11 +7,11 @@ import json
 import os
 from typing import Any
 
-import numpy as np
 import tqdm
 
 from data_prep import cubes
 from data_prep import detect
+from data_prep import ground_truth as ground_truth_lib
 from data_prep import readers
 from data_prep import synthetic
 from ssmtl_jax import records
@@ -95,8 +95,14 @@ def prepare(config, out_dir: str, force: bool = False) -> dict[str, Any]:
   return records.read_manifest(out_dir)
 
 
-def frame_labels(config, manifest) -> dict[str, np.ndarray]:
-  """Frame-level ground truth of the test videos, checked against the prepared frame counts."""
+def ground_truth(config, manifest) -> ground_truth_lib.GroundTruth:
+  """Frame labels (and tracks where the data set has them) of the test videos, checked against
+  the prepared frame counts. A data set name outside `ground_truth.DATASETS` is read in the
+  generic frame-folder layout (`ped2.mat` or `testing/frame_mask/<vid>.npy`), without tracks."""
   test = manifest["splits"]["testing"]
   counts = dict(zip(test["videos"], test["frame_counts"]))
-  return readers.load_frame_labels(config.data.root, counts)
+  name = "synthetic" if config.data.synthetic else config.data.name.lower()
+  if name in ground_truth_lib.DATASETS:
+    return ground_truth_lib.load_ground_truth(name, config.data.root, counts)
+  return ground_truth_lib.GroundTruth(name, readers.load_frame_labels(config.data.root, counts),
+                                      None)

@@ -33,6 +33,8 @@ import shutil
 import cv2
 import numpy as np
 
+from data_prep import tracks as tracks_lib
+
 ANOMALY_KINDS = ("cyclist", "vehicle", "erratic")
 
 
@@ -205,17 +207,6 @@ def render_video(rng: np.random.Generator, num_frames: int, h: int, w: int,
   return frames, masks
 
 
-def _tracks_from_mask(masks: np.ndarray) -> list[tuple[int, int, int, int, int, int]]:
-  """Rows (track_id, frame, x_min, y_min, x_max, y_max) from a track-id pixel mask."""
-  rows = []
-  for t, mask in enumerate(masks):
-    for track_id in np.unique(mask[mask > 0]):
-      ys, xs = np.nonzero(mask == track_id)
-      rows.append((int(track_id), t, int(xs.min()), int(ys.min()),
-                   int(xs.max()) + 1, int(ys.max()) + 1))
-  return rows
-
-
 def _write_frames(folder: pathlib.Path, frames: np.ndarray):
   """Writes NNN.png into a temporary folder, then renames it into place."""
   tmp = folder.with_name(folder.name + ".tmp")
@@ -279,7 +270,7 @@ def generate_dataset(root: str | pathlib.Path, num_train: int = 6, num_test: int
     frames, masks = render_video(np.random.default_rng([seed, 1, i]), num_frames, height,
                                  width, anomaly=kind)
     labels = masks.reshape(num_frames, -1).any(axis=1).astype(np.int8)
-    rows = _tracks_from_mask(masks)
+    rows = tracks_lib.boxes_from_track_mask(masks).tolist()
     _write_frames(root / "testing" / "frames" / vid, frames)
     _write_npy(root / "testing" / "frame_mask" / f"{vid}.npy", labels)
     _write_npy(root / "testing" / "pixel_mask" / f"{vid}.npy", masks)

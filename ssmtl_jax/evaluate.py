@@ -9,29 +9,66 @@ import numpy as np
 import tqdm
 
 from data_prep import prepare as prepare_lib
+from data_prep import readers
 from ssmtl_jax import checkpoint
 from ssmtl_jax import input_pipeline
 from ssmtl_jax import metrics
+from ssmtl_jax import overlay
 from ssmtl_jax import plots
 from ssmtl_jax import records
+from ssmtl_jax import region_metrics
+from ssmtl_jax import reports
 from ssmtl_jax import sharding
 from ssmtl_jax import steps
 from ssmtl_jax import train as train_lib
 
 
-def score_source(score_step, variables, source, batch_size: int, mesh, rng,
-                 desc: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-  """Per-task anomaly scores for every record of `source`, in record order, and the boxes."""
+def score_batches(score_step, variables, batches, total: int, mesh, rng, desc: str
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """Per-task anomaly scores and boxes of the valid rows of `(windows, valid, boxes)` batches."""
   per_task: dict[str, list[np.ndarray]] = {}
   boxes = []
-  batches = input_pipeline.eval_batches(source, batch_size, with_boxes=True)
-  total = -(-len(source) // batch_size)
-  for windows, valid, _, box in tqdm.tqdm(batches, total=total, desc=desc, unit="batch"):
+  for windows, valid, box in tqdm.tqdm(batches, total=total, desc=desc, unit="batch"):
     out = jax.device_get(score_step(variables, sharding.to_global(windows, mesh), rng))
     for name, s in out.items():
       per_task.setdefault(name, []).append(np.asarray(s)[valid])
     boxes.append(box[valid])
+  if not boxes:
+    return {}, np.zeros((0, 4), np.float32)
   return {k: np.concatenate(v) for k, v in per_task.items()}, np.concatenate(boxes)
+
+
+def score_source(score_step, variables, source, batch_size: int, mesh, rng,
+                 desc: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """Per-task anomaly scores for every record of `source`, in record order, and the boxes."""
+  batches = ((w, v, b) for w, v, _, b in
+             input_pipeline.eval_batches(source, batch_size, with_boxes=True))
+  return score_batches(score_step, variables, batches, -(-len(source) // batch_size), mesh, rng,
+                       desc)
+
+
+def write_video_outputs(out_dir: str, name: str, frame_scores: np.ndarray, labels,
+                        region_frames: np.ndarray, boxes: np.ndarray, object_scores: np.ndarray,
+                        title: str, frames: np.ndarray | None = None, stride: int = 1,
+                        fps: float = 10.0, score_range=None) -> None:
+  """Everything one video gets: score plot, frame scores, region file and (with frames) an
+  overlay video. With a prep stride > 1 the overlay keeps each scored frame's boxes on screen
+  until the next scored frame."""
+  np.save(os.path.join(out_dir, f"frame_scores_{name}.npy"), frame_scores)
+  plots.plot_video_scores(os.path.join(out_dir, f"scores_{name}.png"), frame_scores, labels, title)
+  reports.write_region_file(os.path.join(out_dir, "regions", f"{name}.csv"), region_frames, boxes,
+                            object_scores)
+  if frames is None:
+    return
+  if stride > 1:
+    shift = np.arange(stride)
+    region_frames = (region_frames[:, None] + shift).reshape(-1)
+    boxes, object_scores = np.repeat(boxes, stride, axis=0), np.repeat(object_scores, stride)
+    keep = region_frames < len(frames)
+    region_frames, boxes, object_scores = region_frames[keep], boxes[keep], object_scores[keep]
+  overlay.write_overlay_video(os.path.join(out_dir, "overlays", f"{name}.mp4"), frames,
+                              frame_scores, region_frames, boxes, object_scores, labels, fps=fps,
+                              score_range=score_range)
 
 
 def combine_scores(task_scores: dict[str, np.ndarray], stats: dict[str, tuple[float, float]] | None
@@ -83,7 +120,8 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
                                     "score test")
   meta = test.metadata()
   entry = setup.manifest["splits"]["testing"]
-  labels = prepare_lib.frame_labels(config, setup.manifest)
+  truth = prepare_lib.ground_truth(config, setup.manifest)
+  labels = truth.frame_labels
   object_scores = combine_scores(task_scores, stats)
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
@@ -114,13 +152,40 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   np.savez(os.path.join(out_dir, "object_scores.npz"), video_id=meta["video_id"],
            frame=meta["frame"], box=boxes, object_score=object_scores,
            **{f"task_{k}": v for k, v in task_scores.items()})
-  for name in entry["videos"]:
-    np.save(os.path.join(out_dir, f"frame_scores_{name}.npy"), frame_scores[name])
-    plots.plot_video_scores(os.path.join(out_dir, f"scores_{name}.png"), frame_scores[name],
-                            labels[name], f"{config.data.name} test video {name}")
+  if truth.tracks is not None:
+    predictions = {name: np.column_stack([meta["frame"][meta["video_id"] == vid],
+                                          boxes[meta["video_id"] == vid],
+                                          object_scores[meta["video_id"] == vid]])
+                   for vid, name in enumerate(entry["videos"])}
+    counts = dict(zip(entry["videos"], entry["frame_counts"]))
+    result.update(region_metrics.rbdc_tbdc(predictions, truth.tracks, counts))
+  write_all_video_outputs(config, entry, meta, boxes, object_scores, frame_scores, labels, out_dir)
   plots.plot_auc_summary(os.path.join(out_dir, "per_video_auc.png"), result["per_video_auc"])
+  reports.write_summary(os.path.join(workdir, "summary.md"), result,
+                        f"{config.data.name}: frame-level evaluation (checkpoint step {step})")
   tmp = os.path.join(workdir, "metrics.json.tmp")
   with open(tmp, "w") as f:
     json.dump(result, f, indent=1)
   os.replace(tmp, os.path.join(workdir, "metrics.json"))
   return result
+
+
+def write_all_video_outputs(config, entry, meta, boxes, object_scores, frame_scores, labels,
+                            out_dir: str) -> None:
+  """Plots, frame scores and region files for every test video, overlays for the first
+  `eval.overlay_videos` of them (-1: all), read back from the data set's frames."""
+  ec = config.eval
+  limit = len(entry["videos"]) if ec.overlay_videos < 0 else ec.overlay_videos
+  paths = readers.list_split_videos(config.data.root, "testing") if limit else {}
+  # One colour scale for every video, so a red box means the same in all of them.
+  score_range = ((float(np.percentile(object_scores, 1)), float(np.percentile(object_scores, 99)))
+                 if len(object_scores) else None)
+  videos = entry["videos"]
+  for vid, name in enumerate(tqdm.tqdm(videos, desc="write outputs", unit="video")):
+    sel = meta["video_id"] == vid
+    frames = (readers.read_video(paths[name], grayscale=config.data.grayscale)
+              if vid < limit and name in paths else None)
+    write_video_outputs(out_dir, name, frame_scores[name], labels[name], meta["frame"][sel],
+                        boxes[sel], object_scores[sel], f"{config.data.name} test video {name}",
+                        frames=frames, stride=entry.get("frame_stride", 1), fps=ec.overlay_fps,
+                        score_range=score_range)

@@ -56,25 +56,30 @@ def train_dataset(records_dir: str, video_ids: Sequence[int], batch_size: int, s
   return it
 
 
+def pad_batch(arrays: Sequence[np.ndarray], batch_size: int) -> tuple[list[np.ndarray], np.ndarray]:
+  """Pads each array of a short last batch to `batch_size` rows with copies of its first row.
+
+  Returns the padded arrays and a `[batch_size]` bool mask of the real rows, so every batch has
+  one shape and the compiled step is reused.
+  """
+  num = len(arrays[0])
+  valid = np.arange(batch_size) < num
+  if num == batch_size:
+    return list(arrays), valid
+  pad = batch_size - num
+  return [np.concatenate([a, np.repeat(a[:1], pad, axis=0)]) for a in arrays], valid
+
+
 def eval_batches(source: records.CubeSource, batch_size: int,
                  indices: Sequence[int] | None = None, with_boxes: bool = False) -> Iterator[tuple]:
   """Yields (windows `[B, L, S, S, C]` uint8, valid `[B]` bool, record indices `[B]`) and,
-  with `with_boxes`, the boxes `[B, 4]`.
-
-  The last batch is padded with copies of a real record and marked invalid, so every batch has
-  one shape and the compiled step is reused.
+  with `with_boxes`, the boxes `[B, 4]`; the last batch is padded (`pad_batch`).
   """
   order = np.arange(len(source)) if indices is None else np.asarray(indices)
   for start in range(0, len(order), batch_size):
     idx = order[start:start + batch_size]
     cubes = [records.decode_cube(source[int(i)]) for i in idx]
-    windows = np.stack([c["window"] for c in cubes])
-    boxes = np.stack([c["box"] for c in cubes])
-    valid = np.ones(len(idx), bool)
-    if len(idx) < batch_size:
-      pad = batch_size - len(idx)
-      windows = np.concatenate([windows, np.repeat(windows[:1], pad, axis=0)])
-      boxes = np.concatenate([boxes, np.repeat(boxes[:1], pad, axis=0)])
-      valid = np.concatenate([valid, np.zeros(pad, bool)])
-      idx = np.concatenate([idx, np.full(pad, -1)])
+    (windows, boxes), valid = pad_batch(
+        [np.stack([c["window"] for c in cubes]), np.stack([c["box"] for c in cubes])], batch_size)
+    idx = np.where(valid, np.resize(idx, batch_size), -1)
     yield (windows, valid, idx, boxes) if with_boxes else (windows, valid, idx)

@@ -1,5 +1,7 @@
 """Entry point: `python -m ssmtl_jax.main --config=configs/demo.py --workdir=runs/demo`.
 
+Score any video with a trained run: `--mode=score --video=<file|folder> --checkpoint=runs/demo`.
+
 Flags only; all logic is importable (STYLE 1).
 """
 
@@ -13,6 +15,9 @@ from ssmtl_jax import pipeline
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (records, checkpoints, metrics).")
 _MODE = flags.DEFINE_enum("mode", "all", pipeline.MODES, "Stage(s) to run.")
+_VIDEO = flags.DEFINE_string("video", None, "--mode=score: a video file or frame folder to score.")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None,
+                                  "--mode=score: the workdir of a trained run (its best checkpoint).")
 _MULTIHOST = flags.DEFINE_bool("multihost", False,
                                "Call jax.distributed.initialize() (TPU pods, multi-node GPU).")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -26,7 +31,8 @@ def main(argv):
   if _MULTIHOST.value:
     import jax  # pylint: disable=g-import-not-at-top
     jax.distributed.initialize()
-  pipeline.run(_CONFIG.value, _WORKDIR.value, _MODE.value)
+  pipeline.run(_CONFIG.value, _WORKDIR.value, _MODE.value, video=_VIDEO.value,
+               checkpoint=_CHECKPOINT.value)
 
 
 if __name__ == "__main__":

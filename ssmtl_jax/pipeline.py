@@ -6,9 +6,10 @@ import time
 
 from data_prep import prepare
 from ssmtl_jax import evaluate
+from ssmtl_jax import score_video
 from ssmtl_jax import train
 
-MODES = ("prep", "train", "eval", "all")
+MODES = ("prep", "train", "eval", "all", "score")
 
 
 def resolve_paths(config, workdir: str) -> None:
@@ -17,10 +18,22 @@ def resolve_paths(config, workdir: str) -> None:
     config.data.root = os.path.join(workdir, "data")
 
 
-def run(config, workdir: str, mode: str = "all") -> dict:
-  """Runs the stages of `mode` and returns what the last one produced."""
+def run(config, workdir: str, mode: str = "all", video: str | None = None,
+        checkpoint: str | None = None) -> dict:
+  """Runs the stages of `mode` and returns what the last one produced.
+
+  `score` mode scores `video` (a file or frame folder) with the best checkpoint of the training
+  workdir `checkpoint` and writes into `workdir`.
+  """
   if mode not in MODES:
     raise ValueError(f"unknown mode {mode!r}; valid: {MODES}")
+  if mode == "score":
+    if not video or not checkpoint:
+      raise ValueError("--mode=score needs --video=<file or frame folder> and "
+                       "--checkpoint=<training workdir>")
+    result = score_video.score_video(config, video, checkpoint, workdir)
+    print(f"{video}: max frame score {result['max_frame_score']}; outputs in {workdir}", flush=True)
+    return result
   os.makedirs(workdir, exist_ok=True)
   resolve_paths(config, workdir)
   with open(os.path.join(workdir, "config.json"), "w") as f:
@@ -35,6 +48,9 @@ def run(config, workdir: str, mode: str = "all") -> dict:
     result = train.train_and_evaluate(config, workdir)
     timings["train_s"] = time.perf_counter() - start
     print(f"training done: {json.dumps(result)}", flush=True)
+    if result.get("preempted"):
+      print("timings: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()), flush=True)
+      return result
   if mode in ("eval", "all"):
     start = time.perf_counter()
     result = evaluate.evaluate(config, workdir)

@@ -3,6 +3,8 @@
 import json
 import math
 import os
+import signal
+import threading
 import time
 from typing import Any
 
@@ -16,6 +18,7 @@ from ssmtl_jax import input_pipeline
 from ssmtl_jax import records
 from ssmtl_jax import sharding
 from ssmtl_jax import steps
+from ssmtl_jax import telemetry
 
 
 def records_dir(config, workdir: str) -> str:
@@ -41,19 +44,23 @@ class Setup:
         num_train_videos, config.train.val_fraction, config.seed)
 
   def init_state(self) -> steps.TrainState:
-    """Initialises by shape first, then allocates replicated on the mesh (STYLE 6)."""
-    rng = jax.random.PRNGKey(self.config.seed)
-
-    def init():
-      variables = steps.init_variables(self.model, self.tasks, self.window_shape, rng)
-      return steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                              batch_stats=variables.get("batch_stats", {}),
-                              opt_state=self.tx.init(variables["params"]))
-
-    return jax.jit(init, out_shardings=sharding.replicated(self.mesh))()
+    return init_state(self.config, self.model, self.tasks, self.tx, self.window_shape, self.mesh)
 
   def abstract_state(self):
     return jax.eval_shape(self.init_state)
+
+
+def init_state(config, model, tasks, tx, window_shape, mesh) -> steps.TrainState:
+  """Initialises by shape first, then allocates replicated on the mesh (STYLE 6)."""
+  rng = jax.random.PRNGKey(config.seed)
+
+  def init():
+    variables = steps.init_variables(model, tasks, window_shape, rng)
+    return steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
+                            batch_stats=variables.get("batch_stats", {}),
+                            opt_state=tx.init(variables["params"]))
+
+  return jax.jit(init, out_shardings=sharding.replicated(mesh))()
 
 
 def validate(val_step, variables, source, batch_size: int, mesh, rng) -> dict[str, float]:
@@ -69,19 +76,57 @@ def validate(val_step, variables, source, batch_size: int, mesh, rng) -> dict[st
   return {k: v / max(count, 1.0) for k, v in totals.items()}
 
 
-def _check_finite(metrics: dict[str, float], step: int) -> None:
+def check_finite(metrics: dict[str, float], step: int) -> None:
+  """Stops training at the first non-finite value, naming the step and the task losses."""
   bad = [k for k, v in metrics.items() if not math.isfinite(v)]
   if bad:
-    raise FloatingPointError(f"non-finite value at step {step} in: {', '.join(sorted(bad))} "
-                             f"({ {k: metrics[k] for k in bad} }); lower train.learning_rate or "
-                             "check the input records")
+    tasks = sorted(k.split("/", 1)[1] for k in bad if k.startswith("loss/"))
+    raise FloatingPointError(
+        f"non-finite value at step {step} in: {', '.join(sorted(bad))} "
+        f"({ {k: metrics[k] for k in bad} })"
+        + (f"; the loss of task(s) {', '.join(tasks)} went non-finite" if tasks else "")
+        + "; lower train.learning_rate or check the input records")
+
+
+class StopSignal:
+  """Turns SIGTERM (a preemption notice) into a flag the loop checks after each step.
+
+  The step in flight finishes, a resumption checkpoint is written and training returns
+  normally, so the process exits 0; the previous handler comes back on exit.
+  """
+
+  def __init__(self):
+    self.received = False
+    self._previous = None
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.received = True
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def _host_mean(window_metrics) -> list[dict[str, float]]:
+  host = jax.device_get(window_metrics)
+  return [{k: float(v) for k, v in m.items()} for m in host]
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   """Trains on the training videos' cubes and keeps the checkpoint with the best val loss.
 
+  Resumes exactly from `<workdir>/resume` when a previous run of the same workdir stopped
+  early (killed, preempted): same state, same next batch, same random keys.
+
   Returns:
-    A summary: steps, best val loss and step, cubes/s.
+    A summary: steps, best val loss and step, cubes/s, and `preempted` when a SIGTERM ended
+    training early.
   """
   setup = Setup(config, workdir)
   tc = config.train
@@ -93,76 +138,111 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   steps_per_epoch = max(1, len(train_source) // tc.batch_size)
   num_steps = tc.num_steps if tc.num_steps > 0 else tc.epochs * steps_per_epoch
   eval_every = tc.eval_every_steps if tc.eval_every_steps > 0 else steps_per_epoch
+  ckpt_every = tc.checkpoint_every_steps if tc.checkpoint_every_steps > 0 else eval_every
+
+  state = setup.init_state()
+  rng = jax.random.PRNGKey(config.seed + 1)
+  data = iter(input_pipeline.train_dataset(
+      setup.records_dir, setup.train_videos, per_process_batch, seed=config.seed,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      num_workers=tc.num_workers))
+  best = {"val_loss": None, "step": -1}
+  last_train_loss = None
+  latest = checkpoint.latest_manager(workdir)
+  start_step = 1
+  restored = checkpoint.restore_latest(latest, jax.eval_shape(lambda: state))
+  if restored is not None:
+    state, extra, done = restored
+    data.set_state(extra["data"])
+    rng = jnp.asarray(np.asarray(extra["rng"], np.uint32))
+    best, last_train_loss = extra["best"], extra["last_train_loss"]
+    start_step = done + 1
+    print(f"resuming from the checkpoint of step {done} in {latest.directory}", flush=True)
   print(f"training on {len(train_source)} cubes from {len(setup.train_videos)} videos, "
         f"validating on {len(val_source) if val_source else 0} cubes from "
         f"{len(setup.val_videos)} videos; {num_steps} steps of batch {tc.batch_size} "
         f"({steps_per_epoch} steps/epoch) on {jax.device_count()} {jax.default_backend()} device(s)",
         flush=True)
 
-  state = setup.init_state()
-  rng = jax.random.PRNGKey(config.seed + 1)
   replicated = sharding.replicated(setup.mesh)
   train_step = jax.jit(steps.make_train_step(setup.model, setup.tasks, setup.tx, setup.weights),
                        donate_argnums=(0,), out_shardings=(replicated, replicated))
   val_step = jax.jit(steps.make_val_step(setup.model, setup.tasks, setup.weights),
                      out_shardings=replicated)
-  data = iter(input_pipeline.train_dataset(
-      setup.records_dir, setup.train_videos, per_process_batch, seed=config.seed,
-      process_index=jax.process_index(), process_count=jax.process_count(),
-      num_workers=tc.num_workers))
   manager = checkpoint.best_manager(workdir)
   log_path = os.path.join(workdir, "train_log.jsonl")
-  best = {"val_loss": float("inf"), "step": -1}
   window_metrics, window_start, cubes_per_s = [], time.perf_counter(), float("nan")
-  last_train_loss = float("inf")
   compile_start = time.perf_counter()
-  with open(log_path, "a") as log, tqdm.tqdm(total=num_steps, desc="train", unit="step",
-                                             disable=jax.process_index() != 0) as bar:
-    for step in range(1, num_steps + 1):
+  preempted = False
+
+  def save_resume_point(step):
+    checkpoint.save_latest(latest, step, state, {
+        "data": data.get_state(), "rng": np.asarray(rng).tolist(), "best": best,
+        "last_train_loss": last_train_loss})
+
+  with open(log_path, "a") as log, tqdm.tqdm(total=num_steps, initial=start_step - 1, desc="train",
+                                             unit="step", disable=jax.process_index() != 0) as bar, \
+      telemetry.ScalarWriter(workdir, enabled=tc.tensorboard) as board, StopSignal() as stop:
+    for step in range(start_step, num_steps + 1):
       windows = sharding.to_global(next(data), setup.mesh)
       state, metrics = train_step(state, windows, rng)
       window_metrics.append(metrics)
-      if step == 1:
+      if step == start_step:
         jax.block_until_ready(state)
         compile_s = time.perf_counter() - compile_start
         window_start = time.perf_counter()
+        check_finite(_host_mean(window_metrics)[0], step)
         window_metrics = []
-        log.write(json.dumps({"step": 1, "compile_and_first_step_s": compile_s}) + "\n")
+        log.write(json.dumps({"step": step, "compile_and_first_step_s": compile_s}) + "\n")
       bar.update(1)
-      if step % tc.log_every_steps == 0 or step == num_steps or step % eval_every == 0:
-        if window_metrics:
-          host = jax.device_get(window_metrics)
-          mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-          _check_finite(mean, step)
-          elapsed = time.perf_counter() - window_start
-          cubes_per_s = len(host) * tc.batch_size / elapsed
-          mean.update(step=step, cubes_per_s=cubes_per_s,
-                      cubes_per_s_per_device=cubes_per_s / jax.device_count(),
-                      epoch=step / steps_per_epoch)
-          last_train_loss = mean["loss"]
-          log.write(json.dumps(mean) + "\n")
-          log.flush()
-          bar.set_postfix(loss=f"{mean['loss']:.4f}", cubes_s=f"{cubes_per_s:.1f}")
-          window_metrics, window_start = [], time.perf_counter()
+      if window_metrics and (step % tc.log_every_steps == 0 or step == num_steps
+                             or step % eval_every == 0 or stop.received):
+        host = _host_mean(window_metrics)
+        for offset, m in enumerate(host):  # name the first bad step, not the window's end
+          check_finite(m, step - len(host) + 1 + offset)
+        mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+        elapsed = time.perf_counter() - window_start
+        cubes_per_s = len(host) * tc.batch_size / elapsed
+        mean.update(step=step, cubes_per_s=cubes_per_s,
+                    cubes_per_s_per_device=cubes_per_s / jax.device_count(),
+                    epoch=step / steps_per_epoch)
+        last_train_loss = mean["loss"]
+        log.write(json.dumps(mean) + "\n")
+        log.flush()
+        board.write(step, {f"train/{k}": v for k, v in mean.items() if k != "step"}
+                    | {"train/learning_rate": tc.learning_rate})
+        bar.set_postfix(loss=f"{mean['loss']:.4f}", cubes_s=f"{cubes_per_s:.1f}")
+        window_metrics, window_start = [], time.perf_counter()
       if step % eval_every == 0 or step == num_steps:
         if val_source is not None:
           val = validate(val_step, state.variables, val_source, config.eval.batch_size,
                          setup.mesh, jax.random.PRNGKey(config.seed + 2))
         else:  # no held-out videos: fall back to the latest training loss
           val = {"loss": last_train_loss}
-        _check_finite(val, step)
+        check_finite(val, step)
         record = {"step": step, **{f"val/{k}": v for k, v in val.items()}}
-        if val["loss"] < best["val_loss"]:
+        if best["val_loss"] is None or val["loss"] < best["val_loss"]:
           best = {"val_loss": val["loss"], "step": step}
           checkpoint.save(manager, step, state, val["loss"])
           record["saved_best"] = True
         log.write(json.dumps(record) + "\n")
         log.flush()
+        board.write(step, {f"val/{k}": v for k, v in val.items()})
         tqdm.tqdm.write(f"step {step}: val loss {val['loss']:.4f} "
                         + " ".join(f"{k[5:]}={v:.4f}" for k, v in val.items() if k != "loss")
                         + (" (best, saved)" if record.get("saved_best") else ""))
         window_start = time.perf_counter()  # validation time is not training throughput
+      if step % ckpt_every == 0 or step == num_steps or stop.received:
+        save_resume_point(step)
+      if stop.received:
+        preempted = True
+        message = (f"SIGTERM received: stopped after step {step} of {num_steps} with a resumption "
+                   f"checkpoint in {latest.directory}; rerun the same command to continue")
+        log.write(json.dumps({"step": step, "preempted": True}) + "\n")
+        tqdm.tqdm.write(message)
+        break
   manager.close()
+  latest.close()
   summary = {"num_steps": num_steps, "best_step": best["step"], "best_val_loss": best["val_loss"],
-             "cubes_per_s": cubes_per_s, "train_cubes": len(train_source)}
+             "cubes_per_s": cubes_per_s, "train_cubes": len(train_source), "preempted": preempted}
   return summary

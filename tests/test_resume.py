@@ -1,0 +1,123 @@
+"""Exact resumption after SIGKILL at random steps, SIGTERM preemption, non-finite losses.
+
+Training runs in subprocesses (the real command line) on records prepared once; the interrupted
+run must end with a train state bit-identical to an uninterrupted run of the same command.
+"""
+
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import test as test_config
+from ssmtl_jax import pipeline
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+NUM_STEPS = 14
+NUM_KILLS = 5
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("prep")
+  pipeline.run(test_config.get_config(), str(workdir), "prep")
+  return workdir / "records"
+
+
+def _command(workdir, records_dir):
+  return [sys.executable, "-m", "ssmtl_jax.main", "--config=configs/test.py",
+          f"--workdir={workdir}", "--mode=train", f"--config.data.records_dir={records_dir}",
+          f"--config.train.num_steps={NUM_STEPS}", "--config.train.checkpoint_every_steps=1",
+          "--config.train.eval_every_steps=4", "--config.train.tensorboard=False"]
+
+
+def _latest_step(workdir) -> int:
+  folder = pathlib.Path(workdir) / "resume"
+  done = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+  return max(done, default=0)
+
+
+def _final_state(workdir):
+  path = pathlib.Path(workdir) / "resume" / str(NUM_STEPS) / "state"
+  return ocp.StandardCheckpointer().restore(path)
+
+
+def _start(workdir, records_dir):
+  return subprocess.Popen(_command(workdir, records_dir), cwd=REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_progress(proc, workdir, at_least: int, timeout: float = 300) -> int:
+  """Polls until this process has written a resumption checkpoint past `at_least`."""
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    step = _latest_step(workdir)
+    if step >= at_least:
+      return step
+    if proc.poll() is not None:
+      pytest.fail(f"training exited ({proc.returncode}) before step {at_least}:\n"
+                  f"{proc.stdout.read()}")
+    time.sleep(0.02)
+  proc.kill()
+  pytest.fail(f"no checkpoint past step {at_least} within {timeout} s")
+
+
+def test_sigkill_at_random_steps_then_sigterm_resumes_bit_identically(prepared, tmp_path,
+                                                                      record_property):
+  reference = tmp_path / "reference"
+  done = subprocess.run(_command(reference, prepared), cwd=REPO, capture_output=True, text=True)
+  assert done.returncode == 0, done.stdout + done.stderr
+
+  workdir = tmp_path / "interrupted"
+  rng = random.Random(1234)
+  kills = 0
+  while kills < NUM_KILLS:
+    before = _latest_step(workdir)
+    target = rng.randint(before + 1, min(before + 3, NUM_STEPS - 2))
+    proc = _start(workdir, prepared)
+    _wait_for_progress(proc, workdir, target)
+    time.sleep(rng.uniform(0.0, 0.3))  # land anywhere: mid-step, mid-save, mid-validation
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    kills += 1
+  # A preemption notice: the step in flight finishes, a checkpoint is written, exit code 0.
+  proc = _start(workdir, prepared)
+  before = _latest_step(workdir)
+  if before < NUM_STEPS - 1:
+    _wait_for_progress(proc, workdir, before + 1)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  if "SIGTERM received" in out:
+    stopped = _latest_step(workdir)
+    assert f"stopped after step {stopped} of {NUM_STEPS}" in out
+  assert "resuming from the checkpoint of step" in out
+  done = subprocess.run(_command(workdir, prepared), cwd=REPO, capture_output=True, text=True)
+  assert done.returncode == 0, done.stdout + done.stderr
+  record_property("kills_survived", kills)
+  print(f"survived {kills} SIGKILLs and a SIGTERM")
+
+  want, got = _final_state(reference), _final_state(workdir)
+  assert jax.tree.structure(want) == jax.tree.structure(got)
+  for path, a, b in zip(jax.tree_util.tree_flatten_with_path(want)[0],
+                        jax.tree.leaves(want), jax.tree.leaves(got)):
+    assert np.array_equal(np.asarray(a), np.asarray(b)), f"{jax.tree_util.keystr(path[0])} differs"
+
+
+def test_non_finite_loss_names_the_step_and_task(prepared, tmp_path):
+  config = test_config.get_config()
+  config.data.records_dir = str(prepared)
+  config.train.learning_rate = 1e30
+  config.train.num_steps = 4
+  with pytest.raises(FloatingPointError, match=r"non-finite value at step \d+ in: .*loss/") as err:
+    pipeline.run(config, str(tmp_path), "train")
+  assert "went non-finite" in str(err.value)
