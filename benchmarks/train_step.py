@@ -32,7 +32,7 @@ def measure(config, num_steps: int) -> dict:
   tasks = steps.build_tasks(config)
   channels = 1 if config.data.grayscale else 3
   model = steps.build_model(config, tasks, channels)
-  tx = steps.build_optimizer(config)
+  tx = steps.build_optimizer(config, tasks)
   mesh = sharding.make_mesh()
   batch = config.train.batch_size
   shape = (2 * config.prep.half_window + 1, config.prep.crop_size, config.prep.crop_size, channels)

@@ -41,6 +41,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.conv_impl = "native"       # native | im2col
   c.model.first_conv_impl = "im2col"  # the 1-3 channel input conv: im2col is faster on XLA:CPU
   c.model.depthwise_impl = "shift"   # shift | grouped (grouped is ~9x slower on XLA:CPU)
+  c.model.ssmctb = False             # 3D SSMCTB in place of the penultimate trunk conv (v2+SSMCTB)
+  c.model.ssmctb_weight = 0.1        # λ of its Huber reconstruction loss
   c.model.dtype = "float32"          # float32 | bfloat16 (compute; params stay float32)
 
   # SSMTL++v2: T1 arrow of time, T2 motion irregularity, T3 middle box, T6 inpainting.
@@ -49,6 +51,12 @@ def get_config() -> ml_collections.ConfigDict:
       "motion_irregularity": {"max_skip": 2},
       "inpainting": {"min_patch": 4, "max_patch": 32, "centre_std": 20.0, "passes": 3},
   })
+  # T5 (SSMTL++v1) options live in task_options.pseudo_anomaly when the task is used:
+  # {"start_epoch": 5, "backbone_scale": -0.2} are the paper's values and the defaults.
+  c.ood = ml_collections.ConfigDict()   # T5's out-of-distribution images
+  c.ood.sources = ("oxford_flowers102", "dtd")  # TFDS names, used when prepared in data_dir
+  c.ood.data_dir = ""               # TFDS data_dir; "" = TFDS default; offline fallback otherwise
+  c.ood.num_images = 1024
   c.task_weights = ml_collections.ConfigDict()   # task -> weight; default 1 (paper: equal)
 
   c.train = ml_collections.ConfigDict()

@@ -45,10 +45,57 @@ def is_prepared(config, out_dir: str) -> bool:
   return manifest.get("prep_config") == json.loads(json.dumps(prep_signature(config)))
 
 
+def _done_path(out_dir: str, split: str, video_id: int) -> str:
+  return os.path.join(out_dir, f"{split}_v{video_id:05d}.done.json")
+
+
+def _write_json_atomic(path: str, obj) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(obj, f)
+  os.replace(tmp, path)
+
+
+def _finished_video(out_dir: str, split: str, video_id: int, name: str, signature
+                    ) -> dict[str, Any] | None:
+  """The result of a video finished by an earlier run with the same settings, else None.
+
+  A video counts as finished only once its marker is written, which happens after all of its
+  shards are renamed into place; a run killed half-way through a video redoes that video.
+  """
+  path = _done_path(out_dir, split, video_id)
+  try:
+    with open(path) as f:
+      result = json.load(f)
+  except (FileNotFoundError, json.JSONDecodeError):
+    return None
+  if result.get("prep") != signature or result.get("name") != name:
+    return None
+  if not all(os.path.isfile(os.path.join(out_dir, s)) for s in result["shards"]):
+    return None
+  return result
+
+
+def _prepare_video(out_dir: str, split: str, video_id: int, name: str, path, detector,
+                   stride: int, config) -> dict[str, Any]:
+  """Detects objects in one video and writes its cubes into its own shards."""
+  p = config.prep
+  frames = readers.read_video(path)
+  dets = detector.detect_video(frames)
+  indices = list(range(0, len(frames), stride))
+  with records.CubeWriter(out_dir, f"{split}_v{video_id:05d}", p.records_per_shard) as writer:
+    cubes.write_video_cubes(writer, video_id, frames, [dets[i] for i in indices], indices,
+                            p.half_window, p.crop_size, config.data.grayscale)
+    result = writer.close()
+  return {"name": name, "frame_count": len(frames), "frame_shape": list(frames.shape[1:3]),
+          "num_records": result["num_records"], "shards": result["shards"]}
+
+
 def prepare(config, out_dir: str, force: bool = False) -> dict[str, Any]:
   """Writes the cube records of both splits and the manifest into `out_dir`.
 
-  Skips the work when `out_dir` already holds records made with the same configuration.
+  Skips the work when `out_dir` already holds records made with the same configuration, and
+  within a run skips each video an interrupted earlier run finished (`force` redoes all).
 
   Returns:
     The manifest.
@@ -59,34 +106,34 @@ def prepare(config, out_dir: str, force: bool = False) -> dict[str, Any]:
   root = ensure_dataset(config)
   p = config.prep
   detector = detect.build_detector(p.detector, **p.detector_options.to_dict())
+  signature = json.loads(json.dumps(prep_signature(config)))
   splits = {}
   for split, stride_field in SPLITS:
     stride = int(p[stride_field])
     if stride < 1:
       raise ValueError(f"prep.{stride_field} must be >= 1, got {stride}")
     videos = readers.list_split_videos(root, split)
-    frame_counts, frame_shapes = [], []
-    with records.CubeWriter(out_dir, split, p.records_per_shard) as writer:
-      bar = tqdm.tqdm(list(videos.items()), desc=f"prep {split}", unit="video")
-      for video_id, (name, path) in enumerate(bar):
-        frames = readers.read_video(path)
-        dets = detector.detect_video(frames)
-        indices = list(range(0, len(frames), stride))
-        n = cubes.write_video_cubes(writer, video_id, frames, [dets[i] for i in indices],
-                                    indices, p.half_window, p.crop_size, config.data.grayscale)
-        frame_counts.append(len(frames))
-        frame_shapes.append(list(frames.shape[1:3]))
-        bar.set_postfix(video=name, cubes=n)
-      result = writer.close()
-    if result["num_records"] == 0:
+    done = []
+    bar = tqdm.tqdm(list(videos.items()), desc=f"prep {split}", unit="video")
+    for video_id, (name, path) in enumerate(bar):
+      result = None if force else _finished_video(out_dir, split, video_id, name, signature)
+      if result is None:
+        result = _prepare_video(out_dir, split, video_id, name, path, detector, stride, config)
+        _write_json_atomic(_done_path(out_dir, split, video_id), {**result, "prep": signature})
+      done.append(result)
+      bar.set_postfix(video=name, cubes=result["num_records"],
+                      **({"skipped": "done before"} if result.get("prep") else {}))
+    num_records = sum(r["num_records"] for r in done)
+    if num_records == 0:
       raise ValueError(f"no objects were detected in any {split} video under {root}; "
                        f"check prep.detector={p.detector!r} and its options (min_area, threshold)")
-    entry = records.split_entry(result, list(videos), frame_counts)
-    entry["frame_shapes"] = frame_shapes
-    entry["frame_stride"] = stride
+    frame_counts = [r["frame_count"] for r in done]
+    entry = {"videos": list(videos), "frame_counts": frame_counts, "num_records": num_records,
+             "shards": [s for r in done for s in r["shards"]],
+             "frame_shapes": [r["frame_shape"] for r in done], "frame_stride": stride}
     splits[split] = entry
-    print(f"{split}: {result['num_records']} cubes from {len(videos)} videos "
-          f"({result['num_records'] / max(1, sum(frame_counts) / stride):.1f} per sampled frame)",
+    print(f"{split}: {num_records} cubes from {len(videos)} videos "
+          f"({num_records / max(1, sum(frame_counts) / stride):.1f} per sampled frame)",
           flush=True)
   manifest = {"window_length": 2 * p.half_window + 1, "crop_size": p.crop_size,
               "channels": 1 if config.data.grayscale else 3, "splits": splits,

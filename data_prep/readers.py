@@ -52,7 +52,23 @@ def list_frame_files(folder: str | pathlib.Path) -> list[pathlib.Path]:
     raise FileNotFoundError(
         f"Frame folder {folder} holds no image files "
         f"(expected one of {', '.join(FRAME_SUFFIXES)}).")
-  return sorted(files, key=_natural_key)
+  files = sorted(files, key=_natural_key)
+  _check_no_gaps(folder, files)
+  return files
+
+
+def _check_no_gaps(folder: pathlib.Path, files: list[pathlib.Path]) -> None:
+  """Numbered frames must be consecutive: a missing file would shift every later frame
+  against the frame-level labels."""
+  numbers = [re.search(r"(\d+)$", p.stem) for p in files]
+  if not all(numbers):
+    return  # not a numbered sequence; natural order is all we can check
+  values = [int(m.group(1)) for m in numbers]
+  for prev, cur, path_prev, path_cur in zip(values, values[1:], files, files[1:]):
+    if cur != prev + 1:
+      raise ValueError(
+          f"Frame folder {folder} has a gap: {path_prev.name} is followed by {path_cur.name} "
+          f"(expected frame number {prev + 1}); frames must be numbered consecutively.")
 
 
 def _to_channels(image: np.ndarray, grayscale: bool) -> np.ndarray:
@@ -95,6 +111,7 @@ def _read_video_file(path: pathlib.Path, grayscale: bool) -> np.ndarray:
   capture = cv2.VideoCapture(str(path))
   if not capture.isOpened():
     raise ValueError(f"Could not open video file {path} with OpenCV.")
+  announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
   frames = []
   try:
     while True:
@@ -111,6 +128,9 @@ def _read_video_file(path: pathlib.Path, grayscale: bool) -> np.ndarray:
     capture.release()
   if not frames:
     raise ValueError(f"Video file {path} yielded no frames (empty or unsupported codec).")
+  if announced > len(frames):
+    raise ValueError(f"Video file {path} is truncated or corrupt: decoded {len(frames)} of the "
+                     f"{announced} frames its header announces.")
   return np.stack(frames)
 
 

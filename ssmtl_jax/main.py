@@ -5,6 +5,9 @@ Score any video with a trained run: `--mode=score --video=<file|folder> --checkp
 Flags only; all logic is importable (STYLE 1).
 """
 
+import os
+import sys
+
 from absl import app
 from absl import logging
 from absl import flags
@@ -35,5 +38,25 @@ def main(argv):
                checkpoint=_CHECKPOINT.value)
 
 
+def check_config_path(argv: list[str]) -> str | None:
+  """A readable message when `--config` names a file that does not exist (ml_collections would
+  raise a long traceback from inside flag parsing), else None."""
+  for i, arg in enumerate(argv):
+    value = (arg.split("=", 1)[1] if arg.startswith("--config=")
+             else argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
+    if value is None:
+      continue
+    path = value.split(":", 1)[0]  # `file.py:arg` passes an argument to get_config
+    if not os.path.isfile(path):
+      here = os.path.dirname(path) or "."
+      known = sorted(f for f in os.listdir(here) if f.endswith(".py")) if os.path.isdir(here) else []
+      return (f"--config={value}: {path} does not exist (expected a config file such as "
+              f"configs/demo.py{'; found in ' + here + ': ' + ', '.join(known) if known else ''})")
+  return None
+
+
 if __name__ == "__main__":
+  error = check_config_path(sys.argv)
+  if error:
+    sys.exit(f"error: {error}")
   app.run(main)

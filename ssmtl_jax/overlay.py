@@ -35,8 +35,9 @@ def _score_strip(frame_scores: np.ndarray, labels, width: int, low: float, high:
   strip = np.zeros((_BAR_HEIGHT, width, 3), np.uint8)
   cols = np.minimum((np.arange(num) * width) // max(num, 1), width - 1)
   if labels is not None:
+    edges = (np.arange(num + 1) * width) // max(num, 1)  # frame t spans [edges[t], edges[t+1])
     for t in np.flatnonzero(np.asarray(labels) > 0):
-      strip[:, cols[t]:cols[t] + max(1, width // max(num, 1))] = _GT_COLOR
+      strip[:, edges[t]:max(edges[t + 1], edges[t] + 1)] = _GT_COLOR
   span = max(high - low, 1e-12)
   level = np.clip((np.asarray(frame_scores, np.float64) - low) / span, 0, 1)
   ys = (_BAR_HEIGHT - 2 - np.round(level * (_BAR_HEIGHT - 4))).astype(np.int32)

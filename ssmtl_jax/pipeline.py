@@ -59,6 +59,9 @@ def run(config, workdir: str, mode: str = "all", video: str | None = None,
           f"macro AUC {100 * result['macro_auc']:.2f} % (dummy-frame convention), "
           f"{100 * (result['macro_auc_skip_single_class'] or float('nan')):.2f} % "
           f"(single-class videos skipped)", flush=True)
+    if "rbdc" in result:
+      print(f"region-level: RBDC {100 * result['rbdc']:.2f} %, TBDC {100 * result['tbdc']:.2f} %",
+            flush=True)
     print("per-task micro AUC: " + ", ".join(
         f"{k} {100 * v:.1f}" for k, v in result["per_task_micro_auc"].items()), flush=True)
     print(f"metrics: {os.path.join(workdir, 'metrics.json')}, plots: {os.path.join(workdir, 'eval')}",

@@ -417,7 +417,9 @@ class CubeSource:
     buf = os.pread(self._fds[shard], tfrecord.HEADER_BYTES + length
                    + tfrecord.FOOTER_BYTES, offset)
     return tfrecord.parse_framed(buf, self.shard_paths[shard],
-                                 f"record at offset {offset}", self.verify,
+                                 f"record {int(self._record[i])} of split {self.split!r} (offset "
+                                 f"{offset}; video {int(row['video_id'])}, frame "
+                                 f"{int(row['frame'])})", self.verify,
                                  expected_length=length)
 
   def __getstate__(self) -> dict[str, Any]:

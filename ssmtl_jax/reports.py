@@ -42,8 +42,10 @@ def read_region_file(path: str) -> np.ndarray:
     header = f.readline().strip()
     if header != REGION_HEADER:
       raise ValueError(f"{path}: expected the header {REGION_HEADER!r}, found {header!r}")
-    rows = np.loadtxt(f, delimiter=",", ndmin=2, dtype=np.float64)
-  return rows.reshape(-1, 6)
+    lines = [line for line in f if line.strip()]
+  if not lines:
+    return np.zeros((0, 6), np.float64)
+  return np.loadtxt(lines, delimiter=",", ndmin=2, dtype=np.float64).reshape(-1, 6)
 
 
 def _pct(value) -> str:

@@ -84,7 +84,7 @@ def score_video(config, video: str, checkpoint_dir: str, out_dir: str) -> dict[s
   window_shape = (2 * config.prep.half_window + 1, config.prep.crop_size, config.prep.crop_size,
                   channels)
   abstract = jax.eval_shape(lambda: train_lib.init_state(
-      config, model, tasks, steps.build_optimizer(config), window_shape, mesh))
+      config, model, tasks, steps.build_optimizer(config, tasks), window_shape, mesh))
   state, step = checkpoint.restore_best(checkpoint_dir, abstract)
   stats = load_score_stats(checkpoint_dir)
   if stats is None:

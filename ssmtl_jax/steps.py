@@ -15,6 +15,7 @@ from ssmtl_jax import tasks as tasks_lib
 from ssmtl_jax.models import ssmtl
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+SSMCTB_LOSS = "ssmctb"  # the SSMCTB block's own reconstruction loss, weighted like a task
 
 
 @flax.struct.dataclass
@@ -41,14 +42,51 @@ def build_model(config, tasks: Sequence[tasks_lib.base.Task], channels: int) -> 
   backbone = dict(trunk=m.trunk, embed_dim=m.embed_dim, cvt_blocks=m.cvt_blocks,
                   cvt_heads=m.cvt_heads, cvt_mode=m.cvt_mode, kv_stride=tuple(m.kv_stride),
                   mlp_ratio=m.mlp_ratio, conv_impl=m.conv_impl,
-                  first_conv_impl=m.first_conv_impl, depthwise_impl=m.depthwise_impl)
+                  first_conv_impl=m.first_conv_impl, depthwise_impl=m.depthwise_impl,
+                  ssmctb=m.ssmctb)
   specs = tuple((t.name, t.head_kind, t.num_outputs(channels)) for t in tasks)
   return ssmtl.SSMTLModel(head_specs=specs, backbone=backbone, head_width=m.head_width,
                           dtype=DTYPES[m.dtype])
 
 
-def build_optimizer(config) -> optax.GradientTransformation:
-  return optax.adam(config.train.learning_rate)
+def build_optimizer(config, tasks=(), steps_per_epoch: int = 1) -> optax.GradientTransformation:
+  """Adam for the proxy tasks; with an adversarial task (T5), a second transformation for its
+  gradient: descent for its own head, ascent (learning rate `backbone_scale`·η, paper −0.2·η)
+  for the shared backbone, from epoch `start_epoch` on.
+
+  The adversarial variant's `update` takes `{"main": grads, "adversarial": grads}`.
+  """
+  lr = config.train.learning_rate
+  main = optax.adam(lr)
+  adversarial = [t for t in tasks if t.adversarial]
+  if not adversarial:
+    return main
+  if len(adversarial) > 1:
+    raise ValueError(f"at most one adversarial task, got {[t.name for t in adversarial]}")
+  task = adversarial[0]
+  head = f"head_{task.name}"
+  labels = lambda params: {k: ("backbone" if k == "backbone" else "head" if k == head else "other")
+                           for k in params}
+  inner = optax.multi_transform({
+      # Learning rate backbone_scale·η < 0: the update climbs the T5 loss.
+      "backbone": optax.chain(optax.scale_by_adam(),
+                              optax.scale_by_learning_rate(lr * task.backbone_scale)),
+      "head": optax.chain(optax.scale_by_adam(), optax.scale_by_learning_rate(lr)),
+      "other": optax.set_to_zero()}, labels)
+  # The count is the number of updates so far, i.e. the train step: no recompiles, no host sync.
+  start = int(task.start_epoch) * int(steps_per_epoch)
+  gated = optax.conditionally_mask(inner, lambda count: count >= start)
+
+  def init(params):
+    return {"main": main.init(params), "adversarial": gated.init(params)}
+
+  def update(grads, state, params=None):
+    main_updates, main_state = main.update(grads["main"], state["main"], params)
+    adv_updates, adv_state = gated.update(grads["adversarial"], state["adversarial"], params)
+    return (jax.tree.map(jnp.add, main_updates, adv_updates),
+            {"main": main_state, "adversarial": adv_state})
+
+  return optax.GradientTransformation(init, update)
 
 
 def task_weights(config, tasks) -> dict[str, float]:
@@ -56,7 +94,10 @@ def task_weights(config, tasks) -> dict[str, float]:
   unknown = set(weights) - {t.name for t in tasks}
   if unknown:
     raise ValueError(f"task_weights names tasks not in config.tasks: {sorted(unknown)}")
-  return {t.name: float(weights.get(t.name, 1.0)) for t in tasks}
+  out = {t.name: float(weights.get(t.name, 1.0)) for t in tasks}
+  if config.model.ssmctb:
+    out[SSMCTB_LOSS] = float(config.model.ssmctb_weight)
+  return out
 
 
 def init_variables(model: ssmtl.SSMTLModel, tasks, window_shape: Sequence[int], rng: jax.Array):
@@ -80,12 +121,13 @@ def _train_views(tasks, window, rng):
 def per_task_losses(model, tasks, variables, windows, rng, train: bool):
   """Returns ({task: per-example loss `[B]`}, new batch_stats or None)."""
   (views, targets), routes = _train_views(tasks, _to_float(windows), rng)
-  if train:
-    out, mutated = model.apply(variables, views, routes, True, mutable=["batch_stats"])
-    new_stats = mutated["batch_stats"]
-  else:
-    out, new_stats = model.apply(variables, views, routes, False), None
-  return {t.name: t.loss(out[t.name], targets[t.name]) for t in tasks}, new_stats
+  mutable = ["batch_stats", "losses"] if train else ["losses"]
+  out, mutated = model.apply(variables, views, routes, train, mutable=mutable)
+  losses = {t.name: t.loss(out[t.name], targets[t.name]) for t in tasks}
+  sown = jax.tree.leaves(mutated.get("losses", {}))
+  if sown:  # the SSMCTB loss is per batch; spread it so every entry is per example
+    losses[SSMCTB_LOSS] = jnp.full((windows.shape[0],), sum(sown), jnp.float32)
+  return losses, mutated["batch_stats"] if train else None
 
 
 def make_train_step(model, tasks, tx: optax.GradientTransformation, weights: Mapping[str, float]):
@@ -94,15 +136,25 @@ def make_train_step(model, tasks, tx: optax.GradientTransformation, weights: Map
   def train_step(state: TrainState, windows: jax.Array, rng: jax.Array):
     step_rng = jax.random.fold_in(rng, state.step)
 
+    adversarial = [t.name for t in tasks if t.adversarial]
+
     def loss_fn(params):
       variables = {"params": params, "batch_stats": state.batch_stats}
       losses, new_stats = per_task_losses(model, tasks, variables, windows, step_rng, True)
       means = {k: v.mean() for k, v in losses.items()}
-      total = sum(weights[k] * means[k] for k in means)
-      return total, (means, new_stats)
+      total = sum((weights[k] * means[k] for k in means if k not in adversarial), jnp.zeros(()))
+      adv = sum((weights[k] * means[k] for k in adversarial), jnp.zeros(()))
+      return (total, adv), (means, new_stats)
 
-    (total, (means, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    (total, adv), pullback, (means, new_stats) = jax.vjp(loss_fn, state.params, has_aux=True)
+    one, zero = jnp.ones_like(total), jnp.zeros_like(total)
+    (grads,) = pullback((one, zero))
+    if adversarial:  # a second backward pass: T5's gradient goes through its own optimizer
+      (adv_grads,) = pullback((zero, one))
+      updates, opt_state = tx.update({"main": grads, "adversarial": adv_grads}, state.opt_state,
+                                     state.params)
+    else:
+      updates, opt_state = tx.update(grads, state.opt_state, state.params)
     new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                               batch_stats=new_stats, opt_state=opt_state)
     metrics = {"loss": total, "l2_grads": optax.tree.norm(grads)}
@@ -120,7 +172,10 @@ def make_val_step(model, tasks, weights: Mapping[str, float]):
     losses, _ = per_task_losses(model, tasks, variables, windows, rng, False)
     mask = valid.astype(jnp.float32)
     sums = {f"loss/{k}": jnp.sum(v * mask) for k, v in losses.items()}
-    sums["loss"] = sum(weights[k] * sums[f"loss/{k}"] for k in losses)
+    # The adversarial task's loss is reported but not part of the model-selection loss.
+    adversarial = {t.name for t in tasks if t.adversarial}
+    sums["loss"] = sum((weights[k] * sums[f"loss/{k}"] for k in losses if k not in adversarial),
+                       jnp.zeros(()))
     return sums, jnp.sum(mask)
 
   return val_step
@@ -133,6 +188,8 @@ def make_score_step(model, tasks):
   multi-pass tasks (T6's chained inpainting) run their later passes inside the same compiled
   function.
   """
+
+  tasks = [t for t in tasks if t.scored]
 
   def score_step(variables, windows, rng):
     window = _to_float(windows)

@@ -1,5 +1,6 @@
 """Training: grain batches -> jit train_step on a device mesh -> best checkpoint by val loss."""
 
+import dataclasses
 import json
 import math
 import os
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
+from data_prep import ood_images
 from ssmtl_jax import checkpoint
 from ssmtl_jax import input_pipeline
 from ssmtl_jax import records
@@ -37,11 +39,25 @@ class Setup:
     self.tasks = steps.build_tasks(config)
     self.model = steps.build_model(config, self.tasks, self.manifest["channels"])
     self.weights = steps.task_weights(config, self.tasks)
-    self.tx = steps.build_optimizer(config)
     self.mesh = sharding.make_mesh()
     num_train_videos = len(self.manifest["splits"]["training"]["videos"])
     self.train_videos, self.val_videos = input_pipeline.split_videos(
         num_train_videos, config.train.val_fraction, config.seed)
+    self.train_source = records.CubeSource(self.records_dir, "training", videos=self.train_videos)
+    self.steps_per_epoch = max(1, len(self.train_source) // config.train.batch_size)
+    self.tx = steps.build_optimizer(config, self.tasks, self.steps_per_epoch)
+
+  def attach_ood_images(self) -> None:
+    """Gives an adversarial task (T5) its bank of out-of-distribution images (training only)."""
+    for n, task in enumerate(self.tasks):
+      if task.adversarial:
+        size, channels = self.window_shape[1], self.window_shape[3]
+        o = self.config.ood
+        images, where = ood_images.load_ood_images(size, channels, o.num_images,
+                                                   tuple(o.sources), o.data_dir or None,
+                                                   self.config.seed)
+        print(f"{task.name}: {len(images)} out-of-distribution images from {where}", flush=True)
+        self.tasks[n] = dataclasses.replace(task, images=images)
 
   def init_state(self) -> steps.TrainState:
     return init_state(self.config, self.model, self.tasks, self.tx, self.window_shape, self.mesh)
@@ -132,10 +148,11 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   tc = config.train
   per_process_batch = sharding.check_batch_size(tc.batch_size)
   sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
-  train_source = records.CubeSource(setup.records_dir, "training", videos=setup.train_videos)
+  setup.attach_ood_images()
+  train_source = setup.train_source
   val_source = (records.CubeSource(setup.records_dir, "training", videos=setup.val_videos)
                 if setup.val_videos else None)
-  steps_per_epoch = max(1, len(train_source) // tc.batch_size)
+  steps_per_epoch = setup.steps_per_epoch
   num_steps = tc.num_steps if tc.num_steps > 0 else tc.epochs * steps_per_epoch
   eval_every = tc.eval_every_steps if tc.eval_every_steps > 0 else steps_per_epoch
   ckpt_every = tc.checkpoint_every_steps if tc.checkpoint_every_steps > 0 else eval_every

@@ -224,3 +224,9 @@ def test_build_detector_specs(tmp_path):
     assert form in str(err.value)
   with pytest.raises(FileNotFoundError, match="missing.onnx"):
     detect.build_detector(f"onnx:{tmp_path / 'missing.onnx'}+background")
+
+
+def test_unknown_detector_lists_the_valid_specs():
+  with pytest.raises(ValueError, match=r"Unknown detector spec 'yolo'; valid forms: background, "
+                                       r"flow, onnx:<path>"):
+    detect.build_detector("yolo")

@@ -145,3 +145,16 @@ def test_score_mode_needs_video_and_checkpoint(tmp_path):
   with pytest.raises(FileNotFoundError, match="no checkpoints"):
     pipeline.run(test_config.get_config(), str(tmp_path), "score", video="x.avi",
                  checkpoint=str(tmp_path))
+
+
+def test_score_mode_on_a_video_without_objects_gives_defined_scores(tiny_run, tmp_path):
+  config, workdir, _ = tiny_run
+  folder = tmp_path / "static"
+  folder.mkdir()
+  for i in range(10):
+    cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((48, 64, 3), 100, np.uint8))
+  summary = pipeline.run(config, str(tmp_path / "out"), "score", video=str(folder),
+                         checkpoint=workdir)
+  assert summary["num_objects"] == 0
+  scores = np.load(tmp_path / "out" / "frame_scores_static.npy")
+  np.testing.assert_array_equal(scores, np.zeros(10))

@@ -41,3 +41,47 @@ def test_empty_data_root_setting_is_explained(tmp_path):
   config.data.root = ""
   with pytest.raises(ValueError, match="config.data.root"):
     prepare.prepare(config, str(tmp_path / "records"))
+
+
+def _records_bytes(out_dir, manifest):
+  return {split: b"".join(open(os.path.join(out_dir, s), "rb").read() for s in e["shards"])
+          for split, e in manifest["splits"].items()}
+
+
+def test_interrupted_prep_skips_finished_videos_and_redoes_the_half_written_one(tmp_path,
+                                                                                 monkeypatch):
+  config = test_config.get_config()
+  config.data.root = str(tmp_path / "data")
+  out = str(tmp_path / "records")
+  first = prepare.prepare(config, out)
+  want = _records_bytes(out, first)
+  # A run killed while writing training video 2: no manifest yet, that video's marker missing,
+  # its shard half written under the temporary name.
+  os.remove(os.path.join(out, "manifest.json"))
+  os.remove(os.path.join(out, "training_v00001.done.json"))
+  shard = os.path.join(out, first["splits"]["training"]["shards"][1])
+  os.replace(shard, shard + ".tmp")
+  with open(shard + ".tmp", "r+b") as f:
+    f.truncate(100)
+  redone = []
+  original = prepare._prepare_video
+  monkeypatch.setattr(prepare, "_prepare_video",
+                      lambda out_dir, split, video_id, *a: redone.append((split, video_id))
+                      or original(out_dir, split, video_id, *a))
+  again = prepare.prepare(config, out)
+  assert redone == [("training", 1)]
+  assert again == first and _records_bytes(out, again) == want
+
+
+def test_changed_prep_settings_redo_every_video(tmp_path, monkeypatch):
+  config = test_config.get_config()
+  config.data.root = str(tmp_path / "data")
+  out = str(tmp_path / "records")
+  prepare.prepare(config, out)
+  config.prep.crop_size = 8
+  calls = []
+  original = prepare._prepare_video
+  monkeypatch.setattr(prepare, "_prepare_video",
+                      lambda *a: calls.append(a[1]) or original(*a))
+  manifest = prepare.prepare(config, out)
+  assert len(calls) == 5 and manifest["crop_size"] == 8

@@ -159,3 +159,22 @@ def test_load_pixel_masks(tmp_path):
   np.save(folder / "02.npy", np.zeros(4, np.uint8))
   with pytest.raises(ValueError, match=r"02\.npy"):
     readers.load_pixel_masks(tmp_path, "02")
+
+
+def test_frame_folder_with_a_gap_is_named(tmp_path):
+  _write_frames(tmp_path / "v", 5, names=["000.png", "001.png", "002.png", "004.png", "005.png"])
+  with pytest.raises(ValueError, match=r"v has a gap: 002.png is followed by 004.png \(expected "
+                                       r"frame number 3\)"):
+    readers.read_video(tmp_path / "v")
+
+
+def test_truncated_video_file_is_named(tmp_path):
+  path = tmp_path / "clip.avi"
+  writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+  for i in range(40):
+    writer.write(np.random.default_rng(i).integers(0, 255, (24, 32, 3), dtype=np.uint8))
+  writer.release()
+  data = path.read_bytes()
+  path.write_bytes(data[:len(data) // 2])  # a copy cut short: the header still says 40 frames
+  with pytest.raises(ValueError, match=r"clip.avi is truncated or corrupt: decoded \d+ of the 40"):
+    readers.read_video(path)

@@ -128,7 +128,8 @@ def test_cube_source_reports_corruption(tmp_path):
   shard.write_bytes(bytes(raw))
   src = records.CubeSource(tmp_path, "train")
   src[1]
-  with pytest.raises(tfrecord.TFRecordError, match="train-00000.tfrecord.*CRC"):
+  with pytest.raises(tfrecord.TFRecordError,
+                     match=r"train-00000.tfrecord: CRC mismatch .* record 2 of split 'train'"):
     src[2]
 
 

@@ -279,8 +279,8 @@ def test_build_tasks_by_name():
 
 
 def test_build_tasks_unknown_name_lists_valid_tasks():
-  with pytest.raises(ValueError, match="jigsaw") as err:
-    tasks_lib.build_tasks(["arrow_of_time", "jigsaw"])
+  with pytest.raises(ValueError, match="jigsaw_typo") as err:
+    tasks_lib.build_tasks(["arrow_of_time", "jigsaw_typo"])
   for name in tasks_lib.TASKS:
     assert name in str(err.value)
 
@@ -440,3 +440,4 @@ def test_train_step_traces_once_and_learns():
   for tree in ("params", "batch_stats"):
     before, after = jax.tree.leaves(getattr(start, tree)), jax.tree.leaves(getattr(state, tree))
     assert any(not np.array_equal(a, b) for a, b in zip(before, after)), tree
+

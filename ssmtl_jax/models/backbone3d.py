@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from ssmtl_jax.models import cvt
 from ssmtl_jax.models import layers
+from ssmtl_jax.models import ssmctb
 
 # Trunk variants by name: per stage, the conv widths; a 2x2 spatial pool closes each stage.
 TRUNKS = {
@@ -28,19 +29,27 @@ class Trunk3D(nn.Module):
   conv_impl: str = "native"
   first_conv_impl: str = "im2col"
   bn_momentum: float = 0.9
+  ssmctb: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    first = True
+    num_convs = sum(len(w) for w in self.stages)
+    n = 0
     for widths in self.stages:
       for width in widths:
-        impl = self.first_conv_impl if first else self.conv_impl
-        x = layers.Conv3D(width, impl=impl, dtype=self.dtype)(x)
-        x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                         dtype=self.dtype)(x)
-        x = nn.relu(x)
-        first = False
+        if self.ssmctb and n == num_convs - 2:
+          # 3D SSMCTB in place of the penultimate conv (DESIGN §3): it keeps its input's
+          # channels and brings its own ReLU; its reconstruction loss is sown for the step.
+          x, loss = ssmctb.SSMCTB3D(conv_impl=self.conv_impl, dtype=self.dtype, name="ssmctb")(x)
+          self.sow("losses", "ssmctb_reconstruction", loss)
+        else:
+          impl = self.first_conv_impl if n == 0 else self.conv_impl
+          x = layers.Conv3D(width, impl=impl, dtype=self.dtype)(x)
+          x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                           dtype=self.dtype)(x)
+          x = nn.relu(x)
+        n += 1
       x = layers.max_pool_hw(x)
     return x
 
@@ -60,6 +69,7 @@ class Backbone(nn.Module):
   conv_impl: str = "native"
   first_conv_impl: str = "im2col"
   depthwise_impl: str = "shift"
+  ssmctb: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -67,7 +77,7 @@ class Backbone(nn.Module):
     if self.trunk not in TRUNKS:
       raise ValueError(f"unknown trunk {self.trunk!r}; valid: {sorted(TRUNKS)}")
     x = Trunk3D(TRUNKS[self.trunk], conv_impl=self.conv_impl,
-                first_conv_impl=self.first_conv_impl, dtype=self.dtype)(x, train)
+                first_conv_impl=self.first_conv_impl, ssmctb=self.ssmctb, dtype=self.dtype)(x, train)
     x = nn.Dense(self.embed_dim, dtype=self.dtype, name="embed")(x)  # pointwise Conv3D
     x = cvt.CvTStack(num_blocks=self.cvt_blocks, num_heads=self.cvt_heads, mode=self.cvt_mode,
                      kv_stride=self.kv_stride, mlp_ratio=self.mlp_ratio,

@@ -26,6 +26,8 @@ class Task:
   # Views with the same eval_view name are identical at test time and share a backbone pass.
   eval_view_name = "base"
   eval_passes = 1
+  scored = True        # has a test-time anomaly score (T5 trains only)
+  adversarial = False  # trained through the negative-scale optimizer (T5)
 
   def num_outputs(self, channels: int) -> int:
     """Classes for a classifier head, image channels for a decoder head."""
