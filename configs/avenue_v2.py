@@ -4,7 +4,7 @@
       --workdir=runs/avenue_v2
 
 Layout: training_videos/01.avi, testing_videos/01.avi (or training/frames/<vid>/ folders);
-test labels as testing/frame_mask/<vid>.npy (readers for testing_label_mask/*.mat: issue 4).
+ground truth: testing_label_mask/<n>_label.mat (key volLabel), optional tracks/<vid>.txt.
 Runtime: a GPU job. Published SSMTL++v2: micro AUC 91.6, macro 92.5, RBDC 47.8, TBDC 85.2.
 """
 

@@ -80,3 +80,21 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.overlay_fps = 10.0
   c.eval.mean_filter = ()           # (t, y, x) 3D mean filter over the pixel score map; () = off
   return c
+
+
+VARIANTS = ("v1", "v2", "v2_ssmctb")
+T123 = ("arrow_of_time", "motion_irregularity", "middle_box")
+
+
+def apply_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
+  """SSMTL++v1 = T1+T2+T3+T5 (adversarial pseudo-anomalies); v2 = T1+T2+T3+T6; v2_ssmctb = v2
+  with the 3D SSMCTB block in the trunk (DESIGN §3-4). The backbone is the same in all three."""
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown variant {variant!r}; valid: {VARIANTS}")
+  if variant == "v1":
+    c.tasks = T123 + ("pseudo_anomaly",)
+    c.task_options.pseudo_anomaly = {"start_epoch": 5, "backbone_scale": -0.2}
+  else:
+    c.tasks = T123 + ("inpainting",)
+  c.model.ssmctb = variant == "v2_ssmctb"
+  return c

@@ -3,9 +3,9 @@
   python -m ssmtl_jax.main --config=configs/ubnormal_v2.py --config.data.root=/path/to/ubnormal \
       --workdir=runs/ubnormal_v2
 
-Expects the normal training / abnormal test videos arranged as training/videos/*.mp4 and
-testing/frames/<vid>/ with testing/frame_mask/<vid>.npy (a reader of the native Scene*/ layout,
-tracks and split lists is issue 4). Runtime: a GPU job.
+Expects the training / test videos arranged as training/videos/*.mp4 and testing/frames/<vid>/
+(prep does not read the native Scene*/ video layout yet); the ground truth is read from the native
+Scene*/<video>_annotations/ (data_prep/ubnormal.py). Runtime: a GPU job.
 Published SSMTL++v2: micro AUC 56.0, macro 85.9, RBDC 20.33, TBDC 57.76.
 """
 

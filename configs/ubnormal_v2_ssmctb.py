@@ -1,0 +1,20 @@
+"""UBnormal, SSMTL++v2 + 3D SSMCTB (T1+T2+T3+T6, SSMCTB in place of the penultimate trunk conv),
+published architecture.
+
+  python -m ssmtl_jax.main --config=configs/ubnormal_v2_ssmctb.py
+--config.data.root=/path/to/ubnormal \\
+      --workdir=runs/ubnormal_v2_ssmctb
+
+Data layout, detector settings and smoothing as configs/ubnormal_v2.py. Runtime: a GPU job (the
+published v2 step costs ~83 GFLOP per cube; a 2-core CPU trains it at ~0.3 cubes/s);
+SSMCTB costs little (one 2x2x2 dilated conv and a tiny transformer).
+Target: no published figure for v2 + SSMCTB on this data set; it should approach or beat SSMTL++v2
+(micro AUC 56.0, macro 85.9, RBDC 20.33, TBDC 57.76).
+"""
+
+from configs import common
+from configs import ubnormal_v2
+
+
+def get_config():
+  return common.apply_variant(ubnormal_v2.get_config(), "v2_ssmctb")

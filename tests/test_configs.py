@@ -1,0 +1,39 @@
+"""Every shipped config loads, locks, and builds its tasks and model (by shape: no compile)."""
+
+import importlib
+import pathlib
+
+import jax
+import pytest
+
+from configs import common
+from ssmtl_jax import steps
+
+NAMES = sorted(p.stem for p in (pathlib.Path(__file__).parents[1] / "configs").glob("*.py")
+               if p.stem not in ("__init__", "common"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_builds_its_model(name):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  config.lock()
+  tasks = steps.build_tasks(config)
+  channels = 1 if config.data.grayscale else 3
+  model = steps.build_model(config, tasks, channels)
+  window = (2 * config.prep.half_window + 1, config.prep.crop_size, config.prep.crop_size,
+            channels)
+  shapes = jax.eval_shape(lambda: steps.init_variables(model, tasks, window,
+                                                       jax.random.PRNGKey(0)))
+  assert {f"head_{t.name}" for t in tasks} <= set(shapes["params"])
+  steps.build_optimizer(config, tasks)
+
+
+def test_variants_set_the_papers_task_sets():
+  assert NAMES.count("ped2_v1") and NAMES.count("avenue_v2_ssmctb")
+  v1 = importlib.import_module("configs.shanghaitech_v1").get_config()
+  assert v1.tasks[-1] == "pseudo_anomaly" and v1.task_options.pseudo_anomaly.start_epoch == 5
+  assert v1.task_options.pseudo_anomaly.backbone_scale == -0.2
+  ssmctb = importlib.import_module("configs.ubnormal_v2_ssmctb").get_config()
+  assert ssmctb.model.ssmctb and ssmctb.tasks[-1] == "inpainting"
+  with pytest.raises(ValueError, match="unknown variant"):
+    common.apply_variant(common.get_config(), "v3")
