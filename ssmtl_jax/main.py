@@ -23,6 +23,11 @@ _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
                                   "--mode=score: the workdir of a trained run (its best checkpoint).")
 _MULTIHOST = flags.DEFINE_bool("multihost", False,
                                "Call jax.distributed.initialize() (TPU pods, multi-node GPU).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "--multihost: host:port of process 0 (auto-detected on TPU "
+    "pods and SLURM when unset).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "--multihost: number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "--multihost: this process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -33,7 +38,10 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   if _MULTIHOST.value:
     import jax  # pylint: disable=g-import-not-at-top
-    jax.distributed.initialize()
+    # CPU processes talk through gloo (GPU/TPU use their own collectives; this is ignored there).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   pipeline.run(_CONFIG.value, _WORKDIR.value, _MODE.value, video=_VIDEO.value,
                checkpoint=_CHECKPOINT.value)
 

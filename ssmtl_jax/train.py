@@ -197,6 +197,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
         "data": data.get_state(), "rng": np.asarray(rng).tolist(), "best": best,
         "last_train_loss": last_train_loss})
 
+  # One log per run: process 0 writes it, the others write nowhere.
+  log_path = log_path if jax.process_index() == 0 else os.devnull
   with open(log_path, "a") as log, tqdm.tqdm(total=num_steps, initial=start_step - 1, desc="train",
                                              unit="step", disable=jax.process_index() != 0) as bar, \
       telemetry.ScalarWriter(workdir, enabled=tc.tensorboard) as board, StopSignal() as stop:
