@@ -8,7 +8,7 @@ import pytest
 
 from data_prep import readers
 
-PED2 = pathlib.Path("/work/shared/data/ped2")
+PED2 = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "ped2"  # ../shared
 
 
 def _write_frames(folder, count, size=(24, 32), names=None):
