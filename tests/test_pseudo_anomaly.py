@@ -1,6 +1,7 @@
 """T5 pseudo-anomalies: views from the OOD bank, and the sign of the adversarial update."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +14,7 @@ from ssmtl_jax import steps
 WINDOW = (13, 16, 16, 1)
 
 
+@functools.lru_cache(maxsize=None)  # one compile per setting, shared by the tests
 def _setup(start_epoch=0, extra_tasks=()):
   config = test_config.get_config()
   config.tasks = ("pseudo_anomaly", *extra_tasks)
