@@ -67,7 +67,10 @@ def run_variant(base, name: str) -> dict:
   path = os.path.join(workdir, "metrics.json")
   if not os.path.exists(path):
     start = time.perf_counter()
-    pipeline.run(variant_config(base, name), workdir, "all")
+    result = pipeline.run(variant_config(base, name), workdir, "all")
+    if result.get("preempted"):  # SIGTERM: the variant resumes when the command is rerun
+      print(f"{name}: preempted; rerun the same command to continue", flush=True)
+      sys.exit(0)
     with open(os.path.join(workdir, "wall_s.txt"), "w") as f:
       f.write(f"{time.perf_counter() - start:.0f}\n")
   with open(path) as f:
