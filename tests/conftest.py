@@ -10,3 +10,16 @@ from absl import flags  # noqa: E402  (after the env vars on purpose)
 
 if not flags.FLAGS.is_parsed():
   flags.FLAGS.mark_as_parsed()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+  """Records of the tiny test config, prepared once per module (subprocess training tests)."""
+  from configs import test as test_config  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax import pipeline  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path_factory.mktemp("prep")
+  pipeline.run(test_config.get_config(), str(workdir), "prep")
+  return workdir / "records"

@@ -14,20 +14,11 @@ import sys
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-import pytest
 
 from configs import test as test_config
-from ssmtl_jax import pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NUM_STEPS = 3
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("prep")
-  pipeline.run(test_config.get_config(), str(workdir), "prep")
-  return workdir / "records"
 
 
 def _command(workdir, records_dir, *extra):

@@ -26,13 +26,6 @@ NUM_KILLS = 5
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("prep")
-  pipeline.run(test_config.get_config(), str(workdir), "prep")
-  return workdir / "records"
-
-
-@pytest.fixture(scope="module")
 def env(tmp_path_factory):
   """Subprocess environment sharing a persistent compilation cache: restarts skip the compile
   (a preempted job on a real cluster does the same), which keeps the many restarts cheap."""

@@ -1,0 +1,34 @@
+"""Forward+backward time of the parts of the published v2 network at the step's view batch (64).
+
+  python benchmarks/step_parts.py [trunk backbone cvt dec cls]
+
+Prints ms, GFLOP (XLA cost analysis) and GFLOP/s per part: where the train step's time goes.
+"""
+import time, sys, jax, jax.numpy as jnp, numpy as np
+from ssmtl_jax.models import backbone3d, cvt, layers, heads
+def bench(f, *a, n=2):
+    r = f(*a); jax.block_until_ready(r)
+    ts=[]
+    for _ in range(n):
+        t=time.perf_counter(); jax.block_until_ready(f(*a)); ts.append(time.perf_counter()-t)
+    return float(np.median(ts))
+B = 64
+def time_module(name, mod, x):
+    v = mod.init(jax.random.PRNGKey(0), x, True)
+    def loss(p, x):
+        y, _ = mod.apply({**v, 'params': p}, x, True, mutable=['batch_stats'])
+        return jnp.mean(y**2)
+    g = jax.jit(jax.grad(loss))
+    c = g.lower(v['params'], x).compile(); fl = c.cost_analysis()
+    fl = (fl[0] if isinstance(fl, (list,tuple)) else fl).get('flops', 0)
+    t = bench(g, v['params'], x)
+    print(f"{name:20s} {t*1e3:8.0f} ms  {fl/1e9:7.1f} GFLOP  {fl/t/1e9:6.1f} GF/s", flush=True)
+x = jnp.asarray(np.random.rand(B,7,64,64,1), jnp.float32)
+which = sys.argv[1:] or ['trunk','backbone','cvt','dec','cls']
+if 'trunk' in which: time_module('trunk', backbone3d.Trunk3D(backbone3d.TRUNKS['deep_wide']), x)
+if 'backbone' in which: time_module('backbone', backbone3d.Backbone(), x)
+f = jnp.asarray(np.random.rand(B,7,8,8,192), jnp.float32)
+if 'cvt' in which: time_module('cvt3x12', cvt.CvTStack(num_blocks=3, num_heads=12), f)
+h = jnp.asarray(np.random.rand(B//4,8,8,192), jnp.float32)
+if 'dec' in which: time_module('decoder(B/4)', heads.DecoderHead(1), h)
+if 'cls' in which: time_module('classifier(B/4)', heads.ClassifierHead(2), h)
