@@ -3,7 +3,11 @@
   XLA_FLAGS=--xla_cpu_use_onednn=true python benchmarks/conv_flags.py
   XLA_FLAGS=--xla_cpu_use_xnnpack=true python benchmarks/conv_flags.py
 """
-import os, time, sys, jax, jax.numpy as jnp, numpy as np
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 from jax import lax
 def conv(x, w):
     return lax.conv_general_dilated(x, w, (1,1,1), 'SAME', dimension_numbers=('NDHWC','DHWIO','NDHWC'))

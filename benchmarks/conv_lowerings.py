@@ -3,7 +3,11 @@ taps folded into the matmul (same math; relative error printed).
 
   python benchmarks/conv_lowerings.py
 """
-import time, sys, jax, jax.numpy as jnp, numpy as np
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 from jax import lax
 def native(x, w):
     return lax.conv_general_dilated(x, w, (1,1,1), 'SAME', dimension_numbers=('NDHWC','DHWIO','NDHWC'))

@@ -4,8 +4,13 @@
 
 Prints ms, GFLOP (XLA cost analysis) and GFLOP/s per part: where the train step's time goes.
 """
-import time, sys, jax, jax.numpy as jnp, numpy as np
-from ssmtl_jax.models import backbone3d, cvt, layers, heads
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ssmtl_jax.models import backbone3d, cvt, heads
 def bench(f, *a, n=2):
     r = f(*a); jax.block_until_ready(r)
     ts=[]

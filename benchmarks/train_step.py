@@ -37,13 +37,13 @@ def measure(config, num_steps: int) -> dict:
   batch = config.train.batch_size
   shape = (2 * config.prep.half_window + 1, config.prep.crop_size, config.prep.crop_size, channels)
   rng = jax.random.PRNGKey(0)
-  variables = steps.init_variables(model, tasks, shape, rng)
+  variables = steps.init_variables(model, tasks, {"window": shape}, rng)
   state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
                            batch_stats=variables["batch_stats"],
                            opt_state=tx.init(variables["params"]))
   state = jax.device_put(state, sharding.replicated(mesh))
   windows = sharding.to_global(
-      np.random.default_rng(0).integers(0, 256, (batch, *shape), dtype=np.uint8), mesh)
+      {"window": np.random.default_rng(0).integers(0, 256, (batch, *shape), dtype=np.uint8)}, mesh)
   step_fn = jax.jit(steps.make_train_step(model, tasks, tx, steps.task_weights(config, tasks)),
                     donate_argnums=(0,))
   start = time.perf_counter()

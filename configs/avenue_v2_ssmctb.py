@@ -1,8 +1,7 @@
 """CUHK Avenue, SSMTL++v2 + 3D SSMCTB (T1+T2+T3+T6, SSMCTB in place of the penultimate trunk conv),
 published architecture.
 
-  python -m ssmtl_jax.main --config=configs/avenue_v2_ssmctb.py --config.data.root=/path/to/avenue
-\\
+  python -m ssmtl_jax.main --config=configs/avenue_v2_ssmctb.py --config.data.root=/path/to/avenue \\
       --workdir=runs/avenue_v2_ssmctb
 
 Data layout, detector settings and smoothing as configs/avenue_v2.py. Runtime: a GPU job (the

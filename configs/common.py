@@ -27,6 +27,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.prep.train_frame_stride = 1     # cut training cubes at every k-th frame
   c.prep.test_frame_stride = 1      # score every k-th test frame; the others are interpolated
   c.prep.records_per_shard = 4096
+  # Teachers of T4 / T7 / T9, run once on every cube's middle crop (data_prep/teachers.py):
+  # "onnx:<path>"; "" = none. Required only when the task is in c.tasks.
+  c.prep.teachers = ml_collections.ConfigDict({"distillation": "", "segmentation": "", "pose": ""})
 
   c.model = ml_collections.ConfigDict()
   c.model.num_frames = 7
@@ -50,6 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.task_options = ml_collections.ConfigDict({
       "motion_irregularity": {"max_skip": 2},
       "inpainting": {"min_patch": 4, "max_patch": 32, "centre_std": 20.0, "passes": 3},
+      "distillation": {"teacher_logits": False},  # True: the teacher outputs logits, not probs
   })
   # T5 (SSMTL++v1) options live in task_options.pseudo_anomaly when the task is used:
   # {"start_epoch": 5, "backbone_scale": -0.2} are the paper's values and the defaults.
@@ -82,16 +86,21 @@ def get_config() -> ml_collections.ConfigDict:
   return c
 
 
-VARIANTS = ("v1", "v2", "v2_ssmctb")
+VARIANTS = ("ssmtl", "v1", "v2", "v2_ssmctb")
 T123 = ("arrow_of_time", "motion_irregularity", "middle_box")
 
 
 def apply_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
-  """SSMTL++v1 = T1+T2+T3+T5 (adversarial pseudo-anomalies); v2 = T1+T2+T3+T6; v2_ssmctb = v2
-  with the 3D SSMCTB block in the trunk (DESIGN §3-4). The backbone is the same in all three."""
+  """SSMTL (original) = T1+T2+T3+T4 (distillation from a teacher run in data prep) on the plain 3D
+  CNN (no CvT blocks); SSMTL++v1 = T1+T2+T3+T5 (adversarial pseudo-anomalies); v2 = T1+T2+T3+T6;
+  v2_ssmctb = v2 with the 3D SSMCTB block in the trunk (DESIGN §3-4). v1 / v2 / v2_ssmctb share
+  the 3D CNN + 3D CvT backbone."""
   if variant not in VARIANTS:
     raise ValueError(f"unknown variant {variant!r}; valid: {VARIANTS}")
-  if variant == "v1":
+  if variant == "ssmtl":
+    c.tasks = T123 + ("distillation",)
+    c.model.cvt_blocks = 0
+  elif variant == "v1":
     c.tasks = T123 + ("pseudo_anomaly",)
     c.task_options.pseudo_anomaly = {"start_epoch": 5, "backbone_scale": -0.2}
   else:

@@ -8,12 +8,13 @@ the window of frame 0 repeats frame 0 for its earlier positions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import cv2
 import numpy as np
 
+from data_prep import teachers as teachers_lib
 from ssmtl_jax import records
 
 # With INTER_LINEAR a window is resized in one cv2 call with its frames
@@ -145,7 +146,9 @@ def write_video_cubes(writer: records.CubeWriter, video_id: int,
                       frames: np.ndarray,
                       detections_per_frame: Sequence[Detections],
                       frame_indices: Sequence[int], half_window: int,
-                      crop_size: int, grayscale: bool) -> int:
+                      crop_size: int, grayscale: bool,
+                      teachers: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None
+                      ) -> int:
   """Extracts and writes the cube of every detection of one video.
 
   Args:
@@ -158,6 +161,8 @@ def write_video_cubes(writer: records.CubeWriter, video_id: int,
     half_window: Window half length hw (the record holds 2 * hw + 1 frames).
     crop_size: Side of the resized crops.
     grayscale: Store one channel.
+    teachers: task name -> teacher (`data_prep.teachers`), run on the middle crops; each
+      record stores its targets.
 
   Returns:
     Number of records written.
@@ -181,9 +186,11 @@ def write_video_cubes(writer: records.CubeWriter, video_id: int,
     scores = np.broadcast_to(np.asarray(det.scores, np.float32), (len(boxes),))
     classes = np.broadcast_to(np.asarray(det.classes, np.int64), (len(boxes),))
     sources = np.broadcast_to(np.asarray(det.sources, np.int64), (len(boxes),))
+    targets = teachers_lib.middle_crop_targets(teachers, windows) if teachers else {}
     for n in range(len(boxes)):
       # Store the box actually cropped, so scores map to the region shown.
       writer.add(windows[n], video_id, int(frame_index), used[n],
-                 int(sources[n]), int(classes[n]), float(scores[n]))
+                 int(sources[n]), int(classes[n]), float(scores[n]),
+                 {task: t[n] for task, t in targets.items()})
     count += len(boxes)
   return count

@@ -14,7 +14,9 @@ from data_prep import detect
 from data_prep import ground_truth as ground_truth_lib
 from data_prep import readers
 from data_prep import synthetic
+from data_prep import teachers as teachers_lib
 from ssmtl_jax import records
+from ssmtl_jax import tasks as tasks_lib
 
 SPLITS = (("training", "train_frame_stride"), ("testing", "test_frame_stride"))
 
@@ -22,6 +24,12 @@ SPLITS = (("training", "train_frame_stride"), ("testing", "test_frame_stride"))
 def prep_signature(config) -> dict[str, Any]:
   """What the records depend on; a manifest with another signature is stale."""
   return {"data": config.data.to_dict(), "prep": config.prep.to_dict()}
+
+
+def needed_teachers(config) -> tuple[str, ...]:
+  """The configured tasks that learn from a teacher's outputs (T4, T7, T9)."""
+  return tuple(name for name in config.tasks
+               if name in tasks_lib.TASKS and tasks_lib.TASKS[name].needs_teacher)
 
 
 def ensure_dataset(config) -> str:
@@ -77,7 +85,7 @@ def _finished_video(out_dir: str, split: str, video_id: int, name: str, signatur
 
 
 def _prepare_video(out_dir: str, split: str, video_id: int, name: str, path, detector,
-                   stride: int, config) -> dict[str, Any]:
+                   stride: int, config, teachers) -> dict[str, Any]:
   """Detects objects in one video and writes its cubes into its own shards."""
   p = config.prep
   frames = readers.read_video(path)
@@ -85,7 +93,7 @@ def _prepare_video(out_dir: str, split: str, video_id: int, name: str, path, det
   indices = list(range(0, len(frames), stride))
   with records.CubeWriter(out_dir, f"{split}_v{video_id:05d}", p.records_per_shard) as writer:
     cubes.write_video_cubes(writer, video_id, frames, [dets[i] for i in indices], indices,
-                            p.half_window, p.crop_size, config.data.grayscale)
+                            p.half_window, p.crop_size, config.data.grayscale, teachers)
     result = writer.close()
   return {"name": name, "frame_count": len(frames), "frame_shape": list(frames.shape[1:3]),
           "num_records": result["num_records"], "shards": result["shards"]}
@@ -103,9 +111,15 @@ def prepare(config, out_dir: str, force: bool = False) -> dict[str, Any]:
   if not force and is_prepared(config, out_dir):
     print(f"records in {out_dir} are up to date; skipping prep", flush=True)
     return records.read_manifest(out_dir)
-  root = ensure_dataset(config)
   p = config.prep
+  # Teachers and detector first: a wrong spec fails before any data is generated or read.
+  teachers = teachers_lib.build_teachers(p.teachers.to_dict(), needed_teachers(config))
   detector = detect.build_detector(p.detector, **p.detector_options.to_dict())
+  root = ensure_dataset(config)
+  channels = 1 if config.data.grayscale else 3
+  teacher_entries = {task: {"spec": p.teachers[task],
+                            "shape": list(t.target_shape(p.crop_size, channels))}
+                     for task, t in teachers.items()}
   signature = json.loads(json.dumps(prep_signature(config)))
   splits = {}
   for split, stride_field in SPLITS:
@@ -118,7 +132,8 @@ def prepare(config, out_dir: str, force: bool = False) -> dict[str, Any]:
     for video_id, (name, path) in enumerate(bar):
       result = None if force else _finished_video(out_dir, split, video_id, name, signature)
       if result is None:
-        result = _prepare_video(out_dir, split, video_id, name, path, detector, stride, config)
+        result = _prepare_video(out_dir, split, video_id, name, path, detector, stride, config,
+                                teachers)
         _write_json_atomic(_done_path(out_dir, split, video_id), {**result, "prep": signature})
       done.append(result)
       bar.set_postfix(video=name, cubes=result["num_records"],
@@ -136,7 +151,7 @@ def prepare(config, out_dir: str, force: bool = False) -> dict[str, Any]:
           f"({num_records / max(1, sum(frame_counts) / stride):.1f} per sampled frame)",
           flush=True)
   manifest = {"window_length": 2 * p.half_window + 1, "crop_size": p.crop_size,
-              "channels": 1 if config.data.grayscale else 3, "splits": splits,
+              "channels": channels, "splits": splits, "teachers": teacher_entries,
               "data_root": os.path.abspath(root), "prep_config": prep_signature(config)}
   records.write_manifest(out_dir, manifest)
   return records.read_manifest(out_dir)

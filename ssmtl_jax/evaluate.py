@@ -15,7 +15,7 @@ from ssmtl_jax import input_pipeline
 from ssmtl_jax import metrics
 from ssmtl_jax import overlay
 from ssmtl_jax import plots
-from ssmtl_jax import records
+from ssmtl_jax import cube_source
 from ssmtl_jax import region_metrics
 from ssmtl_jax import reports
 from ssmtl_jax import sharding
@@ -25,11 +25,11 @@ from ssmtl_jax import train as train_lib
 
 def score_batches(score_step, variables, batches, total: int, mesh, rng, desc: str
                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-  """Per-task anomaly scores and boxes of the valid rows of `(windows, valid, boxes)` batches."""
+  """Per-task anomaly scores and boxes of the valid rows of `(batch, valid, boxes)` batches."""
   per_task: dict[str, list[np.ndarray]] = {}
   boxes = []
-  for windows, valid, box in tqdm.tqdm(batches, total=total, desc=desc, unit="batch"):
-    out = jax.device_get(score_step(variables, sharding.to_global(windows, mesh), rng))
+  for batch, valid, box in tqdm.tqdm(batches, total=total, desc=desc, unit="batch"):
+    out = jax.device_get(score_step(variables, sharding.to_global(batch, mesh), rng))
     for name, s in out.items():
       per_task.setdefault(name, []).append(np.asarray(s)[valid])
     boxes.append(box[valid])
@@ -39,10 +39,11 @@ def score_batches(score_step, variables, batches, total: int, mesh, rng, desc: s
 
 
 def score_source(score_step, variables, source, batch_size: int, mesh, rng,
-                 desc: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                 desc: str, teacher_keys=()) -> tuple[dict[str, np.ndarray], np.ndarray]:
   """Per-task anomaly scores for every record of `source`, in record order, and the boxes."""
   batches = ((w, v, b) for w, v, _, b in
-             input_pipeline.eval_batches(source, batch_size, with_boxes=True))
+             input_pipeline.eval_batches(source, batch_size, with_boxes=True,
+                                         teacher_keys=teacher_keys))
   return score_batches(score_step, variables, batches, -(-len(source) // batch_size), mesh, rng,
                        desc)
 
@@ -111,13 +112,13 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   if ec.standardize:
     # Normal-data statistics of each task score: held-out videos when there are some.
     ref_ids = setup.val_videos or setup.train_videos
-    ref = records.CubeSource(setup.records_dir, "training", videos=ref_ids)
+    ref = cube_source.CubeSource(setup.records_dir, "training", videos=ref_ids)
     ref_scores, _ = score_source(score_step, variables, ref, ec.batch_size, setup.mesh, rng,
-                                 "score normal")
+                                 "score normal", setup.teacher_keys)
     stats = {k: (float(v.mean()), float(v.std())) for k, v in ref_scores.items()}
-  test = records.CubeSource(setup.records_dir, "testing")
+  test = cube_source.CubeSource(setup.records_dir, "testing")
   task_scores, boxes = score_source(score_step, variables, test, ec.batch_size, setup.mesh, rng,
-                                    "score test")
+                                    "score test", setup.teacher_keys)
   meta = test.metadata()
   entry = setup.manifest["splits"]["testing"]
   truth = prepare_lib.ground_truth(config, setup.manifest)

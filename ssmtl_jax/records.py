@@ -14,6 +14,14 @@ This is the one module `data_prep` imports. A record is a serialized
   cls       int64   detector class, -1 for motion detections
   score     float   detector confidence
 
+and, when data prep ran teachers (T4 / T7 / T9), one pair per teacher-target task:
+
+  teacher/<task>        bytes  raw float16 target in C order (class probabilities, or maps
+                               [S, S, K] at crop resolution)
+  teacher_shape/<task>  int64  its shape
+
+Teacher fields are optional, so records written without teachers stay valid.
+
 Records of a split live in TFRecord shards `<split>-00000.tfrecord`, ... with a
 structured-numpy index `<shard>.index.npy` beside each one (offset, length,
 video_id, frame per record), which gives random access and lets a split be
@@ -25,8 +33,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,13 +53,16 @@ SOURCE_BACKGROUND = 2
 INDEX_DTYPE = np.dtype([("offset", "<u8"), ("length", "<u8"),
                         ("video_id", "<i4"), ("frame", "<i4")])
 
+TEACHER_PREFIX = "teacher/"
+_TEACHER_SHAPE_PREFIX = "teacher_shape/"
+
 _SCALAR_FIELDS = {"video_id": np.int32, "frame": np.int32,
                   "source": np.int32, "cls": np.int32, "score": np.float32}
 
 
 def encode_cube(window: np.ndarray, video_id: int, frame: int,
                 box: Sequence[float], source: int, cls: int,
-                score: float) -> bytes:
+                score: float, teachers: Mapping[str, np.ndarray] | None = None) -> bytes:
   """Serializes one object cube as a `tf.train.Example`.
 
   Args:
@@ -63,6 +73,7 @@ def encode_cube(window: np.ndarray, video_id: int, frame: int,
     source: 0 detector, 1 flow, 2 background.
     cls: Detector class, -1 for motion detections.
     score: Detector confidence.
+    teachers: Task name -> teacher target (any shape; stored as float16).
 
   Returns:
     The serialized Example.
@@ -84,6 +95,13 @@ def encode_cube(window: np.ndarray, video_id: int, frame: int,
   f["source"].int64_list.value.append(int(source))
   f["cls"].int64_list.value.append(int(cls))
   f["score"].float_list.value.append(float(score))
+  for name, target in (teachers or {}).items():
+    target = np.asarray(target)
+    if not np.all(np.isfinite(target)):
+      raise ValueError(f"teacher target {name!r} of video {video_id}, frame {frame} is not finite")
+    f[TEACHER_PREFIX + name].bytes_list.value.append(
+        np.ascontiguousarray(target, np.float16).tobytes())
+    f[_TEACHER_SHAPE_PREFIX + name].int64_list.value.extend(int(d) for d in target.shape)
   return ex.SerializeToString()
 
 
@@ -95,8 +113,8 @@ def decode_cube(data: bytes) -> dict[str, np.ndarray]:
 
   Returns:
     Dict of numpy values: `window` uint8 [L, S, S, C] (writable), `video_id`,
-    `frame`, `source`, `cls` int32 scalars, `score` float32 scalar and `box`
-    float32 [4].
+    `frame`, `source`, `cls` int32 scalars, `score` float32 scalar, `box`
+    float32 [4] and, for each teacher target, `teacher/<task>` float16.
   """
   ex = tf_example_pb2.Example.FromString(data)
   f = ex.features.feature
@@ -108,6 +126,11 @@ def decode_cube(data: bytes) -> dict[str, np.ndarray]:
     for key in ("video_id", "frame", "source", "cls"):
       out[key] = np.int32(f[key].int64_list.value[0])
     out["score"] = np.float32(f["score"].float_list.value[0])
+    for key in f:
+      if key.startswith(TEACHER_PREFIX):
+        name = key[len(TEACHER_PREFIX):]
+        shape = tuple(f[_TEACHER_SHAPE_PREFIX + name].int64_list.value)
+        out[key] = np.frombuffer(f[key].bytes_list.value[0], np.float16).reshape(shape).copy()
   except (IndexError, ValueError) as e:
     raise ValueError(f"Not a cube record of schema {SCHEMA_VERSION}: {e}") from e
   return out
@@ -166,7 +189,8 @@ class CubeWriter:
     self._result: dict[str, Any] | None = None
 
   def add(self, window: np.ndarray, video_id: int, frame: int,
-          box: Sequence[float], source: int, cls: int, score: float) -> None:
+          box: Sequence[float], source: int, cls: int, score: float,
+          teachers: Mapping[str, np.ndarray] | None = None) -> None:
     """Encodes and appends one cube; see `encode_cube` for the arguments."""
     if self._result is not None:
       raise ValueError(f"CubeWriter({self.out_dir}, {self.split}): add() after close().")
@@ -176,7 +200,7 @@ class CubeWriter:
     elif shape != self._window_shape:
       raise ValueError(f"All windows of a split must share one shape: got {shape} "
                        f"after {self._window_shape}.")
-    data = encode_cube(window, video_id, frame, box, source, cls, score)
+    data = encode_cube(window, video_id, frame, box, source, cls, score, teachers)
     if self._writer is None:
       path = os.path.join(self.out_dir, shard_name(self.split, len(self._shards)))
       self._writer = tfrecord.TFRecordWriter(path + ".tmp")
@@ -311,162 +335,3 @@ def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     raise ValueError(f"{path}: schema_version {version!r}, but this code reads "
                      f"version {SCHEMA_VERSION}; prepare the data again.")
   return manifest
-
-
-
-class CubeSource:
-  """Random-access grain data source over the cube records of one split.
-
-  `source[i]` returns the raw serialized record (map `decode_cube` over it in
-  the pipeline, so decoding runs in grain's workers). Only the index files are
-  read at construction; shard files are opened lazily in each process, which
-  keeps the object small and picklable for grain worker processes.
-
-  Shards are taken from `manifest.json` when it lists the split (the manifest
-  is written last, so it names exactly one finished run), else from the files
-  `<split>-NNNNN.tfrecord` in `out_dir`.
-  """
-
-  def __init__(self, out_dir: str | os.PathLike[str], split: str,
-               videos: Sequence[int] | None = None, verify: bool = True):
-    """Builds the source.
-
-    Args:
-      out_dir: Output folder of the prepared data.
-      split: Split name.
-      videos: If given, keep only records whose `video_id` is in this list.
-      verify: Whether reads check the TFRecord CRCs (cheap: crc32c runs in C).
-    """
-    self.out_dir = os.fspath(out_dir)
-    self.split = split
-    self.verify = verify
-    self._expected: int | None = None
-    self.shard_paths = self._find_shards()
-    tables = [self._load_index(p) for p in self.shard_paths]
-    full = np.concatenate(tables) if tables else np.zeros(0, INDEX_DTYPE)
-    if self._expected is not None and self._expected != len(full):
-      raise ValueError(f"{self.out_dir}: the manifest lists {self._expected} "
-                       f"{split} records but the shard indexes hold {len(full)}.")
-    shard = np.repeat(np.arange(len(tables), dtype=np.int32),
-                      [len(t) for t in tables])
-    if videos is None:
-      keep = np.arange(len(full))
-    else:
-      keep = np.flatnonzero(np.isin(full["video_id"], np.asarray(videos, np.int64)))
-    self._record = keep.astype(np.int64)  # Position within the whole split.
-    self._shard = shard[keep]
-    self._index = full[keep]
-    self._fds: list[int] | None = None
-    self._pid: int | None = None
-    self._lock = threading.Lock()
-
-  def _find_shards(self) -> list[str]:
-    manifest_path = os.path.join(self.out_dir, MANIFEST_NAME)
-    if os.path.exists(manifest_path):
-      splits = read_manifest(self.out_dir)["splits"]
-      if self.split not in splits:
-        raise KeyError(f"{manifest_path}: no split {self.split!r}; it has "
-                       f"{sorted(splits)}.")
-      names = splits[self.split]["shards"]
-      self._expected = splits[self.split].get("num_records")
-    else:
-      if not os.path.isdir(self.out_dir):
-        raise FileNotFoundError(f"{self.out_dir}: no such folder of cube records.")
-      prefix = self.split + "-"
-      names = sorted(n for n in os.listdir(self.out_dir)
-                     if n.startswith(prefix) and n.endswith(".tfrecord")
-                     and n[len(prefix):-len(".tfrecord")].isdigit())
-      if not names:
-        raise FileNotFoundError(f"{self.out_dir}: no shards {prefix}NNNNN.tfrecord "
-                                "and no manifest.")
-    return [os.path.join(self.out_dir, n) for n in names]
-
-  @staticmethod
-  def _load_index(shard_path: str) -> np.ndarray:
-    path = index_path(shard_path)
-    if not os.path.exists(shard_path):
-      raise FileNotFoundError(f"{shard_path}: shard listed but missing.")
-    if not os.path.exists(path):
-      raise FileNotFoundError(f"{path}: index of shard {shard_path} is missing.")
-    table = np.load(path, allow_pickle=False)
-    if table.dtype != INDEX_DTYPE or table.ndim != 1:
-      raise ValueError(f"{path}: expected a 1-D index of dtype {INDEX_DTYPE}, "
-                       f"got {table.dtype} {table.shape}.")
-    return table
-
-  def __len__(self) -> int:
-    return len(self._index)
-
-  def __getitem__(self, i) -> bytes:
-    i = int(i)
-    n = len(self._index)
-    if i < 0:
-      i += n
-    if not 0 <= i < n:
-      raise IndexError(f"CubeSource({self.split}) index {i} out of range [0, {n}).")
-    if self._pid != os.getpid():
-      # Descriptors opened by a parent process are not ours to share; pread
-      # keeps one descriptor safe to use from several threads.
-      with self._lock:
-        if self._pid != os.getpid():
-          self._fds = [os.open(p, os.O_RDONLY) for p in self.shard_paths]
-          self._pid = os.getpid()
-    shard = int(self._shard[i])
-    row = self._index[i]
-    offset, length = int(row["offset"]), int(row["length"])
-    buf = os.pread(self._fds[shard], tfrecord.HEADER_BYTES + length
-                   + tfrecord.FOOTER_BYTES, offset)
-    return tfrecord.parse_framed(buf, self.shard_paths[shard],
-                                 f"record {int(self._record[i])} of split {self.split!r} (offset "
-                                 f"{offset}; video {int(row['video_id'])}, frame "
-                                 f"{int(row['frame'])})", self.verify,
-                                 expected_length=length)
-
-  def __getstate__(self) -> dict[str, Any]:
-    state = self.__dict__.copy()
-    state["_fds"], state["_pid"], state["_lock"] = None, None, None
-    return state
-
-  def __setstate__(self, state: dict[str, Any]) -> None:
-    self.__dict__.update(state)
-    self._lock = threading.Lock()
-
-  def close(self) -> None:
-    """Closes the shard files opened by this process (reopened on next read)."""
-    if self._fds is not None and self._pid == os.getpid():
-      for fd in self._fds:
-        os.close(fd)
-    self._fds, self._pid = None, None
-
-  def __del__(self):
-    try:
-      self.close()
-    except (OSError, AttributeError, TypeError):
-      pass  # Interpreter shutdown or a half-built object.
-
-  def __repr__(self) -> str:
-    return (f"CubeSource(out_dir={self.out_dir!r}, split={self.split!r}, "
-            f"len={len(self)}, shards={len(self.shard_paths)})")
-
-  def metadata(self) -> dict[str, np.ndarray]:
-    """Per-record metadata from the indexes, in source order (no parsing).
-
-    Returns:
-      Dict with `video_id` int32 [N], `frame` int32 [N] and `record` int64 [N]
-      (position of each record within the whole split).
-    """
-    return {"video_id": self._index["video_id"].copy(),
-            "frame": self._index["frame"].copy(), "record": self._record.copy()}
-
-  def read_all(self, indices: Sequence[int] | None = None) -> dict[str, np.ndarray]:
-    """Decodes records and stacks them (for evaluation).
-
-    Args:
-      indices: Positions in this source; all records when None.
-
-    Returns:
-      `decode_cube`'s fields stacked along a new leading axis.
-    """
-    if indices is None:
-      indices = range(len(self))
-    return stack_cubes([decode_cube(self[i]) for i in indices])

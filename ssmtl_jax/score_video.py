@@ -19,12 +19,15 @@ import numpy as np
 
 from data_prep import cubes
 from data_prep import detect
+from data_prep import prepare
 from data_prep import readers
+from data_prep import teachers as teachers_lib
 from ssmtl_jax import checkpoint
 from ssmtl_jax import evaluate
 from ssmtl_jax import input_pipeline
 from ssmtl_jax import sharding
 from ssmtl_jax import steps
+from ssmtl_jax import tasks as tasks_lib
 from ssmtl_jax import train as train_lib
 
 
@@ -79,12 +82,22 @@ def score_video(config, video: str, checkpoint_dir: str, out_dir: str) -> dict[s
 
   channels = 1 if config.data.grayscale else 3
   tasks = steps.build_tasks(config)
+  # Tasks that learn from a teacher (T4, T7, T9) compare with its outputs at test time too.
+  teachers = teachers_lib.build_teachers(config.prep.teachers.to_dict(),
+                                         prepare.needed_teachers(config))
+  # float16, as the records store them, so a video scores as its prepared records would.
+  targets = {tasks_lib.base.teacher_key(name): t.astype(np.float16) for name, t in
+             (teachers_lib.middle_crop_targets(teachers, windows) if len(windows) else {}).items()}
+  tasks = train_lib.attach_teacher_shapes(tasks, {"teachers": {
+      name: {"shape": t.target_shape(config.prep.crop_size, channels)}
+      for name, t in teachers.items()}}, "this video")
   model = steps.build_model(config, tasks, channels)
   mesh = sharding.make_mesh()
   window_shape = (2 * config.prep.half_window + 1, config.prep.crop_size, config.prep.crop_size,
                   channels)
   abstract = jax.eval_shape(lambda: train_lib.init_state(
-      config, model, tasks, steps.build_optimizer(config, tasks), window_shape, mesh))
+      config, model, tasks, steps.build_optimizer(config, tasks),
+      train_lib.batch_shapes(window_shape, tasks), mesh))
   state, step = checkpoint.restore_best(checkpoint_dir, abstract)
   stats = load_score_stats(checkpoint_dir)
   if stats is None:
@@ -97,9 +110,10 @@ def score_video(config, video: str, checkpoint_dir: str, out_dir: str) -> dict[s
 
   def batches():
     for start in range(0, len(windows), batch_size):
-      (w, b), valid = input_pipeline.pad_batch(
-          [windows[start:start + batch_size], boxes[start:start + batch_size]], batch_size)
-      yield w, valid, b
+      rows = slice(start, start + batch_size)
+      batch = {tasks_lib.base.WINDOW: windows[rows], **{k: v[rows] for k, v in targets.items()}}
+      (batch, b), valid = input_pipeline.pad_batch([batch, boxes[rows]], batch_size)
+      yield batch, valid, b
 
   task_scores, _ = evaluate.score_batches(
       score_step, state.variables, batches(), -(-len(windows) // batch_size), mesh,

@@ -5,7 +5,6 @@ holds its slice of the global batch and `make_array_from_process_local_data` ass
 """
 
 import jax
-import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
@@ -36,6 +35,8 @@ def check_batch_size(global_batch: int, what: str = "train.batch_size") -> int:
   return global_batch // jax.process_count()
 
 
-def to_global(local_batch: np.ndarray, mesh: Mesh) -> jax.Array:
-  """This process's rows -> one global array split over the data axis."""
-  return jax.make_array_from_process_local_data(batch_sharded(mesh), local_batch)
+def to_global(local_batch, mesh: Mesh):
+  """This process's rows (an array or a dict of arrays) -> global arrays split over the data
+  axis."""
+  sharded = batch_sharded(mesh)
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharded, x), local_batch)

@@ -1,7 +1,8 @@
 """Pure, jit-able train / validation / scoring steps, and the builders they need.
 
 Every function here is traced once per shape: task views are made on device from the uint8
-windows with `jax.random`, so the host only ships raw bytes (DESIGN §4).
+windows with `jax.random`, so the host only ships raw bytes (DESIGN §4). A batch is a dict:
+`"window"` uint8 `[B, L, S, S, C]` plus any teacher targets `"teacher/<task>"` (tasks/base.py).
 """
 
 from typing import Any, Mapping, Sequence
@@ -100,47 +101,57 @@ def task_weights(config, tasks) -> dict[str, float]:
   return out
 
 
-def init_variables(model: ssmtl.SSMTLModel, tasks, window_shape: Sequence[int], rng: jax.Array):
-  """Parameters and BatchNorm stats for windows of `window_shape` = `[L, S, S, C]`."""
-  (views, _), routes = _train_views(tasks, jnp.zeros((2, *window_shape), jnp.float32), rng)
+def init_variables(model: ssmtl.SSMTLModel, tasks, batch_shapes: Mapping[str, Sequence[int]],
+                   rng: jax.Array):
+  """Parameters and BatchNorm stats for batches whose entries have the per-example shapes
+  `batch_shapes` (`{"window": [L, S, S, C], "teacher/<task>": ...}`)."""
+  batch = {k: jnp.zeros((2, *shape), jnp.float32) for k, shape in batch_shapes.items()}
+  (views, _), routes = _train_views(tasks, batch, rng)
   return model.init(rng, views, routes, False)
 
 
-def _to_float(windows: jax.Array) -> jax.Array:
-  return windows.astype(jnp.float32) / 255.0
+def _to_float(batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+  """uint8 windows -> [0, 1]; teacher targets (stored as float16) -> float32."""
+  return {k: v.astype(jnp.float32) / 255.0 if k == tasks_lib.base.WINDOW else v.astype(jnp.float32)
+          for k, v in batch.items()}
 
 
-def _train_views(tasks, window, rng):
+def _train_views(tasks, batch, rng):
   keys = jax.random.split(rng, len(tasks))
   views, targets = {}, {}
   for task, key in zip(tasks, keys):
-    views[task.name], targets[task.name] = task.train_view(window, key)
+    views[task.name], targets[task.name] = task.train_view(batch, key)
   return (views, targets), tuple((t.name, t.name) for t in tasks)
 
 
-def per_task_losses(model, tasks, variables, windows, rng, train: bool):
+def batch_size(batch: Mapping[str, jax.Array]) -> int:
+  return batch[tasks_lib.base.WINDOW].shape[0]
+
+
+def per_task_losses(model, tasks, variables, batch, rng, train: bool):
   """Returns ({task: per-example loss `[B]`}, new batch_stats or None)."""
-  (views, targets), routes = _train_views(tasks, _to_float(windows), rng)
+  (views, targets), routes = _train_views(tasks, _to_float(batch), rng)
   mutable = ["batch_stats", "losses"] if train else ["losses"]
   out, mutated = model.apply(variables, views, routes, train, mutable=mutable)
   losses = {t.name: t.loss(out[t.name], targets[t.name]) for t in tasks}
   sown = jax.tree.leaves(mutated.get("losses", {}))
   if sown:  # the SSMCTB loss is per batch; spread it so every entry is per example
-    losses[SSMCTB_LOSS] = jnp.full((windows.shape[0],), sum(sown), jnp.float32)
+    losses[SSMCTB_LOSS] = jnp.full((batch_size(batch),), sum(sown), jnp.float32)
   return losses, mutated["batch_stats"] if train else None
 
 
 def make_train_step(model, tasks, tx: optax.GradientTransformation, weights: Mapping[str, float]):
-  """`train_step(state, windows uint8 [B, L, S, S, C], rng) -> (state, metrics)`."""
+  """`train_step(state, batch, rng) -> (state, metrics)`; `batch["window"]` is uint8
+  `[B, L, S, S, C]`."""
 
-  def train_step(state: TrainState, windows: jax.Array, rng: jax.Array):
+  def train_step(state: TrainState, batch: Mapping[str, jax.Array], rng: jax.Array):
     step_rng = jax.random.fold_in(rng, state.step)
 
     adversarial = [t.name for t in tasks if t.adversarial]
 
     def loss_fn(params):
       variables = {"params": params, "batch_stats": state.batch_stats}
-      losses, new_stats = per_task_losses(model, tasks, variables, windows, step_rng, True)
+      losses, new_stats = per_task_losses(model, tasks, variables, batch, step_rng, True)
       means = {k: v.mean() for k, v in losses.items()}
       total = sum((weights[k] * means[k] for k in means if k not in adversarial), jnp.zeros(()))
       adv = sum((weights[k] * means[k] for k in adversarial), jnp.zeros(()))
@@ -165,11 +176,11 @@ def make_train_step(model, tasks, tx: optax.GradientTransformation, weights: Map
 
 
 def make_val_step(model, tasks, weights: Mapping[str, float]):
-  """`val_step(variables, windows, valid, rng) -> {name: summed loss}, count`: the proxy loss
+  """`val_step(variables, batch, valid, rng) -> {name: summed loss}, count`: the proxy loss
   with eval-mode BatchNorm and views drawn from a fixed key, so epochs compare like for like."""
 
-  def val_step(variables, windows, valid, rng):
-    losses, _ = per_task_losses(model, tasks, variables, windows, rng, False)
+  def val_step(variables, batch, valid, rng):
+    losses, _ = per_task_losses(model, tasks, variables, batch, rng, False)
     mask = valid.astype(jnp.float32)
     sums = {f"loss/{k}": jnp.sum(v * mask) for k, v in losses.items()}
     # The adversarial task's loss is reported but not part of the model-selection loss.
@@ -182,7 +193,7 @@ def make_val_step(model, tasks, weights: Mapping[str, float]):
 
 
 def make_score_step(model, tasks):
-  """`score_step(variables, windows, rng) -> {task: anomaly score [B]}`.
+  """`score_step(variables, batch, rng) -> {task: anomaly score [B]}`.
 
   Tasks with the same eval view (T1, T2: the plain forward cube) share one backbone pass;
   multi-pass tasks (T6's chained inpainting) run their later passes inside the same compiled
@@ -191,12 +202,12 @@ def make_score_step(model, tasks):
 
   tasks = [t for t in tasks if t.scored]
 
-  def score_step(variables, windows, rng):
-    window = _to_float(windows)
+  def score_step(variables, batch, rng):
+    batch = _to_float(batch)
     keys = jax.random.split(rng, len(tasks))
     views, targets = {}, {}
     for task, key in zip(tasks, keys):
-      view, targets[task.name] = task.eval_view(window, key)
+      view, targets[task.name] = task.eval_view(batch, key)
       views.setdefault(task.eval_view_name, view)
     routes = tuple((t.name, t.eval_view_name) for t in tasks)
     out = model.apply(variables, views, routes, False)

@@ -17,9 +17,11 @@ import tqdm
 from data_prep import ood_images
 from ssmtl_jax import checkpoint
 from ssmtl_jax import input_pipeline
+from ssmtl_jax import cube_source
 from ssmtl_jax import records
 from ssmtl_jax import sharding
 from ssmtl_jax import steps
+from ssmtl_jax import tasks as tasks_lib
 from ssmtl_jax import telemetry
 
 
@@ -36,14 +38,17 @@ class Setup:
     self.manifest = records.read_manifest(self.records_dir)
     self.window_shape = (self.manifest["window_length"], self.manifest["crop_size"],
                          self.manifest["crop_size"], self.manifest["channels"])
-    self.tasks = steps.build_tasks(config)
+    self.tasks = attach_teacher_shapes(steps.build_tasks(config), self.manifest, self.records_dir)
+    self.teacher_keys = tuple(tasks_lib.base.teacher_key(t.name) for t in self.tasks
+                              if t.needs_teacher)
+    self.batch_shapes = batch_shapes(self.window_shape, self.tasks)
     self.model = steps.build_model(config, self.tasks, self.manifest["channels"])
     self.weights = steps.task_weights(config, self.tasks)
     self.mesh = sharding.make_mesh()
     num_train_videos = len(self.manifest["splits"]["training"]["videos"])
     self.train_videos, self.val_videos = input_pipeline.split_videos(
         num_train_videos, config.train.val_fraction, config.seed)
-    self.train_source = records.CubeSource(self.records_dir, "training", videos=self.train_videos)
+    self.train_source = cube_source.CubeSource(self.records_dir, "training", videos=self.train_videos)
     self.steps_per_epoch = max(1, len(self.train_source) // config.train.batch_size)
     self.tx = steps.build_optimizer(config, self.tasks, self.steps_per_epoch)
 
@@ -60,18 +65,43 @@ class Setup:
         self.tasks[n] = dataclasses.replace(task, images=images)
 
   def init_state(self) -> steps.TrainState:
-    return init_state(self.config, self.model, self.tasks, self.tx, self.window_shape, self.mesh)
+    return init_state(self.config, self.model, self.tasks, self.tx, self.batch_shapes, self.mesh)
 
   def abstract_state(self):
     return jax.eval_shape(self.init_state)
 
 
-def init_state(config, model, tasks, tx, window_shape, mesh) -> steps.TrainState:
+def attach_teacher_shapes(tasks, manifest, where: str):
+  """Gives each teacher-target task (T4, T7, T9) the shape of its targets in the records, which
+  sizes its head; a clear error when the records were prepared without that teacher."""
+  teachers = manifest.get("teachers", {})
+  out = []
+  for task in tasks:
+    if task.needs_teacher:
+      if task.name not in teachers:
+        raise ValueError(
+            f"task {task.name} needs teacher targets, but the records in {where} were prepared "
+            f"without them (teachers there: {sorted(teachers) or 'none'}); set "
+            f"--config.prep.teachers.{task.name}=onnx:/path/to/teacher.onnx and prepare again")
+      task = dataclasses.replace(task, target_shape=tuple(teachers[task.name]["shape"]))
+    out.append(task)
+  return out
+
+
+def batch_shapes(window_shape, tasks) -> dict[str, tuple[int, ...]]:
+  """Per-example shapes of a batch's entries: the window and each task's teacher targets."""
+  shapes = {tasks_lib.base.WINDOW: tuple(window_shape)}
+  shapes.update({tasks_lib.base.teacher_key(t.name): tuple(t.target_shape)
+                 for t in tasks if t.needs_teacher})
+  return shapes
+
+
+def init_state(config, model, tasks, tx, batch_shapes, mesh) -> steps.TrainState:
   """Initialises by shape first, then allocates replicated on the mesh (STYLE 6)."""
   rng = jax.random.PRNGKey(config.seed)
 
   def init():
-    variables = steps.init_variables(model, tasks, window_shape, rng)
+    variables = steps.init_variables(model, tasks, batch_shapes, rng)
     return steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
                             batch_stats=variables.get("batch_stats", {}),
                             opt_state=tx.init(variables["params"]))
@@ -79,12 +109,14 @@ def init_state(config, model, tasks, tx, window_shape, mesh) -> steps.TrainState
   return jax.jit(init, out_shardings=sharding.replicated(mesh))()
 
 
-def validate(val_step, variables, source, batch_size: int, mesh, rng) -> dict[str, float]:
+def validate(val_step, variables, source, batch_size: int, mesh, rng,
+             teacher_keys=()) -> dict[str, float]:
   """Mean validation proxy losses over every record of `source`."""
   totals: dict[str, float] = {}
   count = 0.0
-  for windows, valid, _ in input_pipeline.eval_batches(source, batch_size):
-    sums, n = val_step(variables, sharding.to_global(windows, mesh),
+  for batch, valid, _ in input_pipeline.eval_batches(source, batch_size,
+                                                     teacher_keys=teacher_keys):
+    sums, n = val_step(variables, sharding.to_global(batch, mesh),
                        sharding.to_global(valid, mesh), rng)
     for k, v in jax.device_get(sums).items():
       totals[k] = totals.get(k, 0.0) + float(v)
@@ -150,7 +182,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
   setup.attach_ood_images()
   train_source = setup.train_source
-  val_source = (records.CubeSource(setup.records_dir, "training", videos=setup.val_videos)
+  val_source = (cube_source.CubeSource(setup.records_dir, "training", videos=setup.val_videos)
                 if setup.val_videos else None)
   steps_per_epoch = setup.steps_per_epoch
   num_steps = tc.num_steps if tc.num_steps > 0 else tc.epochs * steps_per_epoch
@@ -162,7 +194,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   data = iter(input_pipeline.train_dataset(
       setup.records_dir, setup.train_videos, per_process_batch, seed=config.seed,
       process_index=jax.process_index(), process_count=jax.process_count(),
-      num_workers=tc.num_workers))
+      num_workers=tc.num_workers, teacher_keys=setup.teacher_keys))
   best = {"val_loss": None, "step": -1}
   last_train_loss = None
   latest = checkpoint.latest_manager(workdir)
@@ -203,8 +235,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
                                              unit="step", disable=jax.process_index() != 0) as bar, \
       telemetry.ScalarWriter(workdir, enabled=tc.tensorboard) as board, StopSignal() as stop:
     for step in range(start_step, num_steps + 1):
-      windows = sharding.to_global(next(data), setup.mesh)
-      state, metrics = train_step(state, windows, rng)
+      batch = sharding.to_global(next(data), setup.mesh)
+      state, metrics = train_step(state, batch, rng)
       window_metrics.append(metrics)
       if step == start_step:
         jax.block_until_ready(state)
@@ -235,7 +267,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
       if step % eval_every == 0 or step == num_steps:
         if val_source is not None:
           val = validate(val_step, state.variables, val_source, config.eval.batch_size,
-                         setup.mesh, jax.random.PRNGKey(config.seed + 2))
+                         setup.mesh, jax.random.PRNGKey(config.seed + 2), setup.teacher_keys)
         else:  # no held-out videos: fall back to the latest training loss
           val = {"loss": last_train_loss}
         check_finite(val, step)

@@ -8,6 +8,7 @@ import pytest
 
 from configs import common
 from ssmtl_jax import steps
+from ssmtl_jax import train
 
 NAMES = sorted(p.stem for p in (pathlib.Path(__file__).parents[1] / "configs").glob("*.py")
                if p.stem not in ("__init__", "common"))
@@ -17,12 +18,16 @@ NAMES = sorted(p.stem for p in (pathlib.Path(__file__).parents[1] / "configs").g
 def test_config_builds_its_model(name):
   config = importlib.import_module(f"configs.{name}").get_config()
   config.lock()
-  tasks = steps.build_tasks(config)
   channels = 1 if config.data.grayscale else 3
+  size = config.prep.crop_size
+  # What data prep would record for T4 / T7 / T9 teachers: 80 classes, or 17 maps.
+  manifest = {"teachers": {"distillation": {"shape": [80]}, "segmentation": {"shape": [size, size, 17]},
+                           "pose": {"shape": [size, size, 17]}}}
+  tasks = train.attach_teacher_shapes(steps.build_tasks(config), manifest, "test")
   model = steps.build_model(config, tasks, channels)
-  window = (2 * config.prep.half_window + 1, config.prep.crop_size, config.prep.crop_size,
-            channels)
-  shapes = jax.eval_shape(lambda: steps.init_variables(model, tasks, window,
+  window = (2 * config.prep.half_window + 1, size, size, channels)
+  shapes = jax.eval_shape(lambda: steps.init_variables(model, tasks,
+                                                       train.batch_shapes(window, tasks),
                                                        jax.random.PRNGKey(0)))
   assert {f"head_{t.name}" for t in tasks} <= set(shapes["params"])
   steps.build_optimizer(config, tasks)
@@ -35,5 +40,7 @@ def test_variants_set_the_papers_task_sets():
   assert v1.task_options.pseudo_anomaly.backbone_scale == -0.2
   ssmctb = importlib.import_module("configs.ubnormal_v2_ssmctb").get_config()
   assert ssmctb.model.ssmctb and ssmctb.tasks[-1] == "inpainting"
+  ssmtl = importlib.import_module("configs.avenue_ssmtl").get_config()
+  assert ssmtl.tasks[-1] == "distillation" and ssmtl.model.cvt_blocks == 0
   with pytest.raises(ValueError, match="unknown variant"):
     common.apply_variant(common.get_config(), "v3")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from data_prep import cubes
+from ssmtl_jax import cube_source
 from ssmtl_jax import records
 
 
@@ -111,7 +112,7 @@ def test_write_video_cubes_counts_and_records(tmp_path):
                                     crop_size=12, grayscale=True)
   assert count == 3
   assert w.close()["num_records"] == 3
-  got = records.CubeSource(tmp_path, "test").read_all()
+  got = cube_source.CubeSource(tmp_path, "test").read_all()
   assert got["window"].shape == (3, 5, 12, 12, 1)
   np.testing.assert_array_equal(got["frame"], [0, 0, 7])
   np.testing.assert_array_equal(got["video_id"], [4, 4, 4])

@@ -92,7 +92,7 @@ def test_train_view_places_tiles_by_the_target_permutation():
   train_view = jax.jit(task.train_view)
   seen = set()
   for key in KEYS:
-    view, target = train_view(window, key)
+    view, target = train_view({"window": window}, key)
     chex.assert_shape(view, (4, 7, 16, 16, 3))
     chex.assert_shape(target, (4,))
     chex.assert_type([view, target], [jnp.float32, jnp.int32])
@@ -123,7 +123,7 @@ def test_tile_round_trip_and_grid_option():
   task = jigsaw.Jigsaw(grid=2, num_permutations=10, num_frames=5)
   assert task.num_outputs(3) == 10
   window = _random_window(1, size=12)
-  view, target = task.train_view(window, KEYS[0])
+  view, target = task.train_view({"window": window}, KEYS[0])
   assert view.shape == (4, 5, 12, 12, 3)
   perms = jigsaw.permutations(10, 2)
   crop = np.asarray(window[:, CENTRE])
@@ -137,26 +137,26 @@ def test_tile_round_trip_and_grid_option():
 def test_crop_size_not_divisible_by_the_grid_is_a_clear_error():
   task = jigsaw.Jigsaw()
   with pytest.raises(ValueError, match="crop size 18"):
-    task.train_view(_random_window(2, size=18), KEYS[0])
+    task.train_view({"window": _random_window(2, size=18)}, KEYS[0])
   with pytest.raises(ValueError, match="crop size"):
-    jax.jit(task.eval_view)(_random_window(2, size=10), KEYS[0])
+    jax.jit(task.eval_view)({"window": _random_window(2, size=10)}, KEYS[0])
 
 
 def test_eval_view_is_deterministic_given_the_key():
   task = jigsaw.Jigsaw()
   window = _random_window(3)
   eval_view = jax.jit(chex.assert_max_traces(task.eval_view, n=1))
-  v1, y1 = eval_view(window, KEYS[0])
-  v2, y2 = eval_view(window, KEYS[0])
+  v1, y1 = eval_view({"window": window}, KEYS[0])
+  v2, y2 = eval_view({"window": window}, KEYS[0])
   np.testing.assert_array_equal(v1, v2)
   np.testing.assert_array_equal(y1, y2)
-  tv, ty = task.train_view(window, KEYS[0])  # the same draw as training
+  tv, ty = task.train_view({"window": window}, KEYS[0])  # the same draw as training
   np.testing.assert_array_equal(v1, tv)
   np.testing.assert_array_equal(y1, ty)
-  differs = [not np.array_equal(eval_view(window, k)[1], y1) for k in KEYS[1:4]]
+  differs = [not np.array_equal(eval_view({"window": window}, k)[1], y1) for k in KEYS[1:4]]
   assert any(differs)
   # A legacy uint32 key works too.
-  view, target = task.eval_view(window, jax.random.PRNGKey(7))
+  view, target = task.eval_view({"window": window}, jax.random.PRNGKey(7))
   assert view.shape == (4, 7, 16, 16, 3) and target.shape == (4,)
 
 

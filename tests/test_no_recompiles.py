@@ -18,7 +18,7 @@ def test_train_and_score_steps_trace_once():
   model = steps.build_model(config, tasks, 1)
   tx = steps.build_optimizer(config, tasks)
   rng = jax.random.PRNGKey(0)
-  variables = steps.init_variables(model, tasks, WINDOW, rng)
+  variables = steps.init_variables(model, tasks, {"window": WINDOW}, rng)
   state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
                            batch_stats=variables["batch_stats"],
                            opt_state=tx.init(variables["params"]))
@@ -28,10 +28,10 @@ def test_train_and_score_steps_trace_once():
   score_step = jax.jit(chex.assert_max_traces(steps.make_score_step(model, tasks), n=1))
   data = np.random.default_rng(0).integers(0, 256, (11, *WINDOW), dtype=np.uint8)
   for k in range(3):  # new data and a new step count each time: still one trace
-    state, _ = train_step(state, data[k:k + 4], rng)
+    state, _ = train_step(state, {"window": data[k:k + 4]}, rng)
   # A ragged tail (3 of 4 rows) is padded to the same shape, so scoring reuses the compile.
   for start in range(0, len(data), 4):
     (batch,), valid = input_pipeline.pad_batch([data[start:start + 4]], 4)
-    scores = score_step(state.variables, batch, rng)
+    scores = score_step(state.variables, {"window": batch}, rng)
     assert all(v.shape == (4,) for v in scores.values())
   assert valid.tolist() == [True, True, True, False]

@@ -26,19 +26,20 @@ def _setup(start_epoch=0, extra_tasks=()):
   model = steps.build_model(config, tasks, 1)
   tx = steps.build_optimizer(config, tasks, steps_per_epoch=1)
   rng = jax.random.PRNGKey(0)
-  variables = steps.init_variables(model, tasks, WINDOW, rng)
+  variables = steps.init_variables(model, tasks, {"window": WINDOW}, rng)
   state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
                            batch_stats=variables["batch_stats"],
                            opt_state=tx.init(variables["params"]))
   step = jax.jit(steps.make_train_step(model, tasks, tx, steps.task_weights(config, tasks)))
-  windows = jnp.asarray(np.random.default_rng(1).integers(0, 256, (8, *WINDOW), dtype=np.uint8))
+  windows = {"window": jnp.asarray(np.random.default_rng(1).integers(0, 256, (8, *WINDOW),
+                                                            dtype=np.uint8))}
   return model, tasks, state, step, windows, rng
 
 
 def test_view_draws_bank_images_tiled_over_time():
   _, tasks, _, _, windows, rng = _setup()
   t5 = tasks[0]
-  view, target = t5.train_view(windows.astype(jnp.float32) / 255, rng)
+  view, target = t5.train_view({"window": windows["window"].astype(jnp.float32) / 255}, rng)
   assert view.shape == (8, 7, 16, 16, 1) and target.shape == (8, 16, 16, 1)
   np.testing.assert_array_equal(view[:, 3], target)
   bank = np.asarray(t5.images, np.float32) / 255

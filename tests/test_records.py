@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from tensorflow_datasets.proto import tf_example_pb2
 
+from ssmtl_jax import cube_source
 from ssmtl_jax import records
 from ssmtl_jax import tfrecord
 
@@ -94,7 +95,7 @@ def test_cube_writer_rejects_mixed_shapes(tmp_path):
 
 def test_cube_source_getitem_filter_metadata_read_all(tmp_path):
   _write_split(tmp_path, n=11, per_shard=4, num_videos=3)
-  src = records.CubeSource(tmp_path, "train")
+  src = cube_source.CubeSource(tmp_path, "train")
   assert len(src) == 11
   for i in (0, 5, 10, -1):
     cube = records.decode_cube(src[i])
@@ -103,7 +104,7 @@ def test_cube_source_getitem_filter_metadata_read_all(tmp_path):
   with pytest.raises(IndexError):
     src[11]
 
-  only = records.CubeSource(tmp_path, "train", videos=[0, 2])
+  only = cube_source.CubeSource(tmp_path, "train", videos=[0, 2])
   meta = only.metadata()
   np.testing.assert_array_equal(meta["frame"], [0, 2, 3, 5, 6, 8, 9])
   np.testing.assert_array_equal(meta["video_id"], [0, 2, 0, 2, 0, 2, 0])
@@ -126,7 +127,7 @@ def test_cube_source_reports_corruption(tmp_path):
   raw = bytearray(shard.read_bytes())
   raw[int(index["offset"][2]) + 40] ^= 0xFF
   shard.write_bytes(bytes(raw))
-  src = records.CubeSource(tmp_path, "train")
+  src = cube_source.CubeSource(tmp_path, "train")
   src[1]
   with pytest.raises(tfrecord.TFRecordError,
                      match=r"train-00000.tfrecord: CRC mismatch .* record 2 of split 'train'"):
@@ -135,16 +136,16 @@ def test_cube_source_reports_corruption(tmp_path):
 
 def test_cube_source_missing_data_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match="no shards"):
-    records.CubeSource(tmp_path, "train")
+    cube_source.CubeSource(tmp_path, "train")
   _write_split(tmp_path, n=2)
   os.remove(tmp_path / "train-00000.tfrecord.index.npy")
   with pytest.raises(FileNotFoundError, match="index"):
-    records.CubeSource(tmp_path, "train")
+    cube_source.CubeSource(tmp_path, "train")
 
 
 def test_pickled_source_in_grain_pipeline(tmp_path):
   _write_split(tmp_path, n=11, per_shard=4)
-  src = records.CubeSource(tmp_path, "train")
+  src = cube_source.CubeSource(tmp_path, "train")
   src[0]  # Opens files in this process; pickling must not carry them.
   clone = pickle.loads(pickle.dumps(src))
   assert len(clone) == 11 and clone[3] == src[3]
@@ -177,14 +178,14 @@ def test_manifest_round_trip_and_errors(tmp_path):
       "num_records": 11, "shards": result["shards"]}
   assert back["prep_config"] == {"detector": "fake"}
   # With a manifest, the source takes the shard list from it.
-  assert len(records.CubeSource(tmp_path, "train")) == 11
+  assert len(cube_source.CubeSource(tmp_path, "train")) == 11
   with pytest.raises(KeyError, match="test"):
-    records.CubeSource(tmp_path, "test")
+    cube_source.CubeSource(tmp_path, "test")
 
   wrong = dict(manifest, splits={"train": dict(entry, num_records=12)})
   records.write_manifest(tmp_path, wrong)
   with pytest.raises(ValueError, match="lists 12 train records"):
-    records.CubeSource(tmp_path, "train")
+    cube_source.CubeSource(tmp_path, "train")
 
   with pytest.raises(ValueError, match="missing keys"):
     records.write_manifest(tmp_path, {"splits": {}})

@@ -159,14 +159,15 @@ def test_trunk_with_ssmctb_adds_its_weighted_loss_to_the_train_step():
   model = steps.build_model(config, tasks, 1)
   tx = steps.build_optimizer(config, tasks)
   rng = jax.random.PRNGKey(0)
-  variables = steps.init_variables(model, tasks, (13, 16, 16, 1), rng)
+  variables = steps.init_variables(model, tasks, {"window": (13, 16, 16, 1)}, rng)
   assert "ssmctb" in variables["params"]["backbone"]["Trunk3D_0"]
   state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
                            batch_stats=variables["batch_stats"],
                            opt_state=tx.init(variables["params"]))
   weights = steps.task_weights(config, tasks)
   assert weights["ssmctb"] == pytest.approx(0.1)
-  windows = jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 13, 16, 16, 1), np.uint8))
+  windows = {"window": jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 13, 16, 16, 1),
+                                                            np.uint8))}
   _, metrics = jax.jit(steps.make_train_step(model, tasks, tx, weights))(state, windows, rng)
   assert np.isfinite(metrics["loss/ssmctb"]) and metrics["loss/ssmctb"] > 0
   np.testing.assert_allclose(

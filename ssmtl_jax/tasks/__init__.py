@@ -2,19 +2,25 @@
 
 from ssmtl_jax.tasks import arrow_of_time
 from ssmtl_jax.tasks import base
+from ssmtl_jax.tasks import distillation
 from ssmtl_jax.tasks import inpainting
 from ssmtl_jax.tasks import jigsaw
 from ssmtl_jax.tasks import middle_box
 from ssmtl_jax.tasks import motion_irregularity
+from ssmtl_jax.tasks import pose
 from ssmtl_jax.tasks import pseudo_anomaly
+from ssmtl_jax.tasks import segmentation
 
 TASKS = {
     "arrow_of_time": arrow_of_time.ArrowOfTime,              # T1
     "motion_irregularity": motion_irregularity.MotionIrregularity,  # T2
     "middle_box": middle_box.MiddleBox,                      # T3
+    "distillation": distillation.Distillation,               # T4 (SSMTL; teacher in data prep)
     "pseudo_anomaly": pseudo_anomaly.PseudoAnomaly,          # T5 (SSMTL++v1)
     "inpainting": inpainting.Inpainting,                     # T6 (SSMTL++v2)
+    "segmentation": segmentation.Segmentation,               # T7 (teacher in data prep)
     "jigsaw": jigsaw.Jigsaw,                                 # T8
+    "pose": pose.Pose,                                       # T9 (teacher in data prep)
 }
 
 

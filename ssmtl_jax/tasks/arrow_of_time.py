@@ -15,7 +15,8 @@ from ssmtl_jax.tasks import base
 class ArrowOfTime(base.ForwardCubeClassifier):
   name = "arrow_of_time"
 
-  def train_view(self, window, rng):
+  def train_view(self, batch, rng):
+    window = batch[base.WINDOW]
     cube = base.consecutive(window, self.num_frames)
     backward = jax.random.bernoulli(rng, 0.5, (cube.shape[0],))
     view = jnp.where(backward[:, None, None, None, None], cube[:, ::-1], cube)

@@ -1,15 +1,29 @@
 """What every proxy task provides, and the cube slicing the tasks share.
 
-A task turns a batch of stored windows (`[B, L, S, S, C]` float in [0, 1], L = 2*half_window+1,
-centre frame at index L // 2) into its own input view and target, on device, with a
-`jax.random` key; it names the head it needs, its per-example loss and its per-example anomaly
-score. train.py and evaluate.py never name a task.
+A task turns a batch into its own input view and target, on device, with a `jax.random` key; it
+names the head it needs, its per-example loss and its per-example anomaly score. train.py and
+evaluate.py never name a task.
+
+A batch is a dict: `batch["window"]` holds the stored windows `[B, L, S, S, C]` float in [0, 1]
+(L = 2*half_window+1, centre frame at index L // 2) and, for tasks with teacher targets (T4, T7,
+T9), `batch["teacher/<task>"]` holds the targets data prep computed for each cube.
 """
 
 import dataclasses
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp
+
+from ssmtl_jax.records import TEACHER_PREFIX
+
+WINDOW = "window"
+Batch = Mapping[str, jax.Array]
+
+
+def teacher_key(task_name: str) -> str:
+  """The batch / record key of a task's teacher targets."""
+  return TEACHER_PREFIX + task_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,12 +42,13 @@ class Task:
   eval_passes = 1
   scored = True        # has a test-time anomaly score (T5 trains only)
   adversarial = False  # trained through the negative-scale optimizer (T5)
+  needs_teacher = False  # targets come from a teacher run in data prep (T4, T7, T9)
 
   def num_outputs(self, channels: int) -> int:
     """Classes for a classifier head, image channels for a decoder head."""
     raise NotImplementedError
 
-  def train_view(self, window: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def train_view(self, batch: Batch, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Returns (input view `[B, T, S, S, C]`, target)."""
     raise NotImplementedError
 
@@ -41,7 +56,7 @@ class Task:
     """Per-example loss `[B]`."""
     raise NotImplementedError
 
-  def eval_view(self, window: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def eval_view(self, batch: Batch, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The test-time view and the target its score compares against."""
     raise NotImplementedError
 
@@ -67,7 +82,8 @@ class ForwardCubeClassifier(Task):
   def loss(self, output, target):
     return cross_entropy(output, target)
 
-  def eval_view(self, window, rng):
+  def eval_view(self, batch, rng):
+    window = batch[WINDOW]
     cube = consecutive(window, self.num_frames)
     return cube, jnp.zeros((cube.shape[0],), jnp.int32)
 

@@ -49,15 +49,16 @@ class Inpainting(base.Task):
     return base.tile_frames(image * self.patch_mask(rng, image.shape[0], image.shape[1]),
                             self.num_frames)
 
-  def train_view(self, window, rng):
+  def train_view(self, batch, rng):
+    window = batch[base.WINDOW]
     crop = base.middle(window)
     return self._masked(crop, rng), crop
 
   def loss(self, output, target):
     return base.mean_per_example(jnp.square(output - target))
 
-  def eval_view(self, window, rng):
-    return self.train_view(window, rng)
+  def eval_view(self, batch, rng):
+    return self.train_view(batch, rng)
 
   def next_eval_view(self, output, target, rng):
     return self._masked(output, rng)

@@ -130,7 +130,8 @@ class Jigsaw(base.Task):
     shuffled = jnp.take_along_axis(tiles, order[:, :, None, None, None], axis=1)
     return from_tiles(shuffled, self.grid)
 
-  def train_view(self, window, rng):
+  def train_view(self, batch, rng):
+    window = batch[base.WINDOW]
     crop = base.middle(window)
     ids = jax.random.randint(rng, (crop.shape[0],), 0, self.num_permutations, jnp.int32)
     return base.tile_frames(self.shuffle(crop, ids), self.num_frames), ids
@@ -138,8 +139,8 @@ class Jigsaw(base.Task):
   def loss(self, output, target):
     return base.cross_entropy(output, target)
 
-  def eval_view(self, window, rng):
-    return self.train_view(window, rng)
+  def eval_view(self, batch, rng):
+    return self.train_view(batch, rng)
 
   def score(self, output, target):
     probs = jax.nn.softmax(output.astype(jnp.float32))

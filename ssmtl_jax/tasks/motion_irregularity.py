@@ -36,7 +36,8 @@ class MotionIrregularity(base.ForwardCubeClassifier):
     offsets = jnp.concatenate([jnp.zeros((batch, 1), steps.dtype), jnp.cumsum(steps, axis=1)], 1)
     return centre + offsets - offsets[:, half:half + 1]
 
-  def train_view(self, window, rng):
+  def train_view(self, batch, rng):
+    window = batch[base.WINDOW]
     b, length = window.shape[:2]
     k_label, k_idx = jax.random.split(rng)
     irregular = jax.random.bernoulli(k_label, 0.5, (b,))

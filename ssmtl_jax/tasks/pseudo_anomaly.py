@@ -38,7 +38,8 @@ class PseudoAnomaly(base.Task):
   def num_outputs(self, channels):
     return channels
 
-  def train_view(self, window, rng):
+  def train_view(self, batch, rng):
+    window = batch[base.WINDOW]
     batch, _, size, _, channels = window.shape
     if self.images is None:
       image = jnp.zeros((batch, size, size, channels), window.dtype)

@@ -1,0 +1,136 @@
+"""Teachers for T4 distillation, T7 segmentation and T9 pose (DESIGN §4), run once in data prep.
+
+A teacher is a network the user exports to ONNX (`onnx:<path>`), run with onnxruntime on each
+cube's middle crop; its output is stored in the record (`teacher/<task>`, float16), so training
+never runs it. Conventions, so any exported model fits without code:
+
+- Input: one NCHW float image in [0, 1] (bake a mean/std normalisation into the export). The crop
+  is resized to the model's fixed input size (or passed at crop size when the size is dynamic);
+  a grayscale crop is repeated to 3 channels for an RGB model, an RGB crop averaged for a
+  1-channel model.
+- Output (the first one): `[N, K]` class probabilities or logits for T4 (the task's
+  `teacher_logits` option says which), or `[N, K, h, w]` maps for T7 / T9, resized here to the
+  crop size and stored channels-last `[S, S, K]`.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Callable, Mapping
+
+import cv2
+import numpy as np
+
+Teacher = Callable[[np.ndarray], np.ndarray]
+
+
+class OnnxTeacher:
+  """An ONNX network mapping uint8 crops `[N, S, S, C]` to float32 targets.
+
+  Attributes:
+    path: the model file.
+    input_hw: the model's input size, or None when dynamic (crops go in at their own size).
+    input_channels: 1 or 3.
+  """
+
+  def __init__(self, path: str | pathlib.Path, batch_size: int = 64):
+    import onnxruntime  # Imported here so runs without teachers do not need it.
+    self.path = pathlib.Path(path)
+    if not self.path.is_file():
+      raise FileNotFoundError(f"ONNX teacher {self.path} does not exist.")
+    try:
+      self.session = onnxruntime.InferenceSession(str(self.path),
+                                                  providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for a corrupt file
+      raise ValueError(f"{self.path}: not a loadable ONNX model: {e}") from e
+    model_input = self.session.get_inputs()[0]
+    shape = model_input.shape
+    if len(shape) != 4 or shape[1] not in (1, 3):
+      raise ValueError(f"{self.path}: a teacher takes one NCHW image with 1 or 3 channels; its "
+                       f"input {model_input.name!r} has shape {shape}")
+    self.input_name = model_input.name
+    self.input_channels = int(shape[1])
+    fixed = all(isinstance(d, int) and d > 0 for d in shape[2:])
+    self.input_hw = (int(shape[2]), int(shape[3])) if fixed else None
+    self.batch_size = batch_size
+
+  def _inputs(self, crops: np.ndarray) -> np.ndarray:
+    x = crops.astype(np.float32) / 255.0
+    if self.input_hw is not None and x.shape[1:3] != self.input_hw:
+      h, w = self.input_hw
+      x = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+                    for c in x])
+    if x.shape[-1] == 1 and self.input_channels == 3:
+      x = np.repeat(x, 3, axis=-1)
+    elif x.shape[-1] == 3 and self.input_channels == 1:
+      x = x.mean(axis=-1, keepdims=True)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+  def __call__(self, crops: np.ndarray) -> np.ndarray:
+    """Targets of uint8 crops `[N, S, S, C]`: `[N, K]`, or maps `[N, S, S, K]` at crop size."""
+    crops = np.asarray(crops)
+    if crops.dtype != np.uint8 or crops.ndim != 4:
+      raise ValueError(f"teacher {self.path} takes uint8 crops [N, S, S, C], got {crops.dtype} "
+                       f"{crops.shape}")
+    outs = []
+    for start in range(0, len(crops), self.batch_size):
+      x = self._inputs(crops[start:start + self.batch_size])
+      # A model exported with batch 1 takes one crop at a time.
+      if self.session.get_inputs()[0].shape[0] == 1:
+        y = np.concatenate([self.session.run(None, {self.input_name: x[i:i + 1]})[0]
+                            for i in range(len(x))])
+      else:
+        y = self.session.run(None, {self.input_name: x})[0]
+      outs.append(self._outputs(np.asarray(y, np.float32), crops.shape[1], len(x)))
+    out = np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+    if not np.all(np.isfinite(out)):
+      raise ValueError(f"teacher {self.path} produced non-finite outputs")
+    return out
+
+  def _outputs(self, y: np.ndarray, size: int, n: int) -> np.ndarray:
+    if y.shape[0] != n or y.ndim not in (2, 4):
+      raise ValueError(f"teacher {self.path}: expected an output [N, K] (class probabilities) "
+                       f"or [N, K, h, w] (maps) with N = {n}, got {y.shape}")
+    if y.ndim == 2:
+      return y
+    maps = y.transpose(0, 2, 3, 1)  # NCHW -> NHWC, the layout of the model's decoders
+    if maps.shape[1:3] != (size, size):
+      maps = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR)
+                       .reshape(size, size, -1) for m in maps])
+    return maps
+
+  def target_shape(self, crop_size: int, channels: int) -> tuple[int, ...]:
+    """The per-crop target shape, found by running the teacher once on a blank crop."""
+    return tuple(self(np.zeros((1, crop_size, crop_size, channels), np.uint8)).shape[1:])
+
+
+def build_teacher(spec: str, task: str) -> Teacher:
+  """A teacher from its spec: `onnx:<path>`.
+
+  Raises:
+    ValueError: an unknown spec.
+    FileNotFoundError: the model file does not exist.
+  """
+  if spec.startswith("onnx:"):
+    return OnnxTeacher(spec[len("onnx:"):])
+  raise ValueError(f"prep.teachers.{task}={spec!r}: a teacher is given as onnx:<path> "
+                   "(an ONNX model run once on every cube's middle crop)")
+
+
+def build_teachers(specs: Mapping[str, str], tasks_needing: tuple[str, ...] = ()
+                   ) -> dict[str, Teacher]:
+  """The configured teachers (empty specs skipped); a clear error for a task that needs one
+  but has none."""
+  missing = [t for t in tasks_needing if not specs.get(t)]
+  if missing:
+    raise ValueError(f"task(s) {missing} learn from a teacher's outputs: set "
+                     + ", ".join(f"--config.prep.teachers.{t}=onnx:/path/to/model.onnx"
+                                 for t in missing))
+  return {task: build_teacher(spec, task) for task, spec in specs.items() if spec}
+
+
+def middle_crop_targets(teachers: Mapping[str, Teacher], windows: np.ndarray
+                        ) -> dict[str, np.ndarray]:
+  """Every teacher's targets for uint8 windows `[N, L, S, S, C]` (run on the centre frames)."""
+  middle = np.ascontiguousarray(windows[:, windows.shape[1] // 2])
+  return {task: teacher(middle) for task, teacher in teachers.items()}
