@@ -1,8 +1,10 @@
-"""3x3x3 conv lowerings at the v2 trunk's shapes: lax.conv vs Winograd F(2x2,3x3) with the time
-taps folded into the matmul (same math; relative error printed).
+"""3x3x3 conv lowerings at the v2 trunk's shapes, all the same math (relative error printed):
+lax.conv 3D; Winograd F(2x2,3x3) with the time taps folded into the matmul; the time taps folded
+into the channels of one 2D conv (fold2d); three 2D convs summed over the time taps (sum2d).
 
-  python benchmarks/conv_lowerings.py
+  python benchmarks/conv_lowerings.py [names, default all]
 """
+import sys
 import time
 
 import jax
@@ -38,6 +40,18 @@ def wino2d(x, w):
     Y = [at([rr[j] for j in range(4)]) for rr in r2]  # Y[a][b] [B,T,h,w,O]
     Y = jnp.stack([jnp.stack(Y[a], -2) for a in range(2)], 3)  # [B,T,h,2,w,2,O]
     return Y.reshape(B,T,H,W,O)
+def _conv2d(x, w):
+    return lax.conv_general_dilated(x, w, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+def fold2d(x, w):
+    B,T,H,W,C = x.shape; O = w.shape[-1]
+    xp = jnp.pad(x, ((0,0),(1,1),(0,0),(0,0),(0,0)))
+    xs = jnp.concatenate([xp[:, k:k+T] for k in range(3)], -1).reshape(B*T, H, W, 3*C)
+    w2 = w.transpose(1, 2, 0, 3, 4).reshape(3, 3, 3*C, O)  # input index = time tap * C + c
+    return _conv2d(xs, w2).reshape(B, T, H, W, O)
+def sum2d(x, w):
+    B,T,H,W,C = x.shape; O = w.shape[-1]
+    xp = jnp.pad(x, ((0,0),(1,1),(0,0),(0,0),(0,0)))
+    return sum(_conv2d(xp[:, k:k+T].reshape(B*T, H, W, C), w[k]) for k in range(3)).reshape(B,T,H,W,O)
 def bench(f, *a, n=3):
     r = f(*a); jax.block_until_ready(r)
     ts=[]
@@ -50,7 +64,9 @@ for (B,T,H,Cin,Cout) in shapes:
     w = jnp.asarray(np.random.randn(3,3,3,Cin,Cout)*0.1, jnp.float32)
     fl = 2*B*T*H*H*Cin*Cout*27
     ref = native(x, w)
-    for name, f in [('native', native), ('wino2d', wino2d)]:
+    lowerings = [('native', native), ('wino2d', wino2d), ('fold2d', fold2d), ('sum2d', sum2d)]
+    wanted = sys.argv[1:] or [n for n, _ in lowerings]
+    for name, f in [(n, f) for n, f in lowerings if n in wanted]:
         err = float(jnp.max(jnp.abs(f(x,w)-ref))/jnp.max(jnp.abs(ref)))
         tf = bench(jax.jit(f), x, w)
         tb = bench(jax.jit(jax.grad(lambda x,w: jnp.sum(f(x,w)*ref), argnums=(0,1))), x, w)

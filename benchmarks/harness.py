@@ -1,0 +1,93 @@
+"""What every benchmark script shares: timing, the machine's matmul peak, the device, the record.
+
+Timings are medians after warm-up, ended with `block_until_ready`; the matmul peak is measured in
+the same run, so "share of peak" compares numbers taken under the same load (these machines are
+shared and noisy).
+"""
+
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+  """Median wall time of `fn()` (its result blocked on) over `repeats` runs after `warmup`."""
+  for _ in range(warmup):
+    jax.block_until_ready(fn())
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 3) -> float:
+  """f32 GFLOP/s of one jitted square matmul on the default device (median of `repeats`)."""
+  a = jnp.ones((size, size), jnp.float32)
+  f = jax.jit(lambda a: a @ a)
+  return 2 * size ** 3 / median_seconds(lambda: f(a), repeats) / 1e9
+
+
+def compiled_gflop(compiled) -> float:
+  """GFLOP of one call of a compiled function, from XLA's cost analysis (nan if unavailable)."""
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan"))) / 1e9 if cost else float("nan")
+
+
+def device_fields() -> dict[str, Any]:
+  d = jax.devices()[0]
+  return {"device": d.device_kind, "backend": jax.default_backend(),
+          "num_devices": jax.device_count(), "host_cpus": os.cpu_count(),
+          "host": platform.machine()}
+
+
+def report(result: dict[str, Any], argv: list[str], record: bool) -> None:
+  """Prints the JSON line; with `record`, appends it and its command to RESULTS.md."""
+  line = json.dumps(result)
+  print(line, flush=True)
+  if record:
+    with open(RESULTS, "a") as f:
+      f.write(f"\n`python {' '.join(argv)}`\n\n```json\n{line}\n```\n")
+
+
+def model_and_batch(config, batch_size: int, seed: int = 0):
+  """The config's tasks, model, optimizer, a replicated train state and one random global batch
+  of uint8 windows, as the real pipeline builds them (random data: throughput does not depend on
+  pixel values)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax import sharding  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax import steps  # pylint: disable=g-import-not-at-top
+  tasks = steps.build_tasks(config)
+  if any(t.needs_teacher for t in tasks):
+    raise ValueError("the throughput benchmarks take configs without teacher tasks (T4/T7/T9)")
+  channels = 1 if config.data.grayscale else 3
+  model = steps.build_model(config, tasks, channels)
+  tx = steps.build_optimizer(config, tasks)
+  mesh = sharding.make_mesh()
+  shape = (2 * config.prep.half_window + 1, config.prep.crop_size, config.prep.crop_size, channels)
+  rng = jax.random.PRNGKey(seed)
+  variables = steps.init_variables(model, tasks, {"window": shape}, rng)
+  state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
+                           batch_stats=variables["batch_stats"],
+                           opt_state=tx.init(variables["params"]))
+  state = jax.device_put(state, sharding.replicated(mesh))
+  windows = np.random.default_rng(seed).integers(0, 256, (batch_size, *shape), dtype=np.uint8)
+  batch = sharding.to_global({"window": windows}, mesh)
+  return tasks, model, tx, state, batch, rng
+
+
+def config_fields(config) -> dict[str, Any]:
+  m = config.model
+  return {"crop": config.prep.crop_size, "trunk": m.trunk, "embed_dim": m.embed_dim,
+          "cvt_blocks": m.cvt_blocks, "cvt_heads": m.cvt_heads, "tasks": list(config.tasks),
+          "dtype": m.dtype}
