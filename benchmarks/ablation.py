@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+import harness  # noqa: F401  (first: puts the repository root ahead of benchmarks/ on sys.path)
 from ssmtl_jax import pipeline
 
 T123 = ("arrow_of_time", "motion_irregularity", "middle_box")
@@ -104,7 +105,7 @@ def main(argv):
   with open(os.path.join(_WORKDIR.value, "ablation.md"), "w") as f:
     f.write(text)
   if _RECORD.value:
-    with open(os.path.join(os.path.dirname(__file__), "RESULTS.md"), "a") as f:
+    with open(harness.RESULTS, "a") as f:
       f.write(f"\n`python {' '.join(sys.argv)}`\n\n{text}")
 
 

@@ -9,13 +9,21 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from typing import Any, Callable
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# `python benchmarks/x.py` puts benchmarks/ first on sys.path, where data_prep.py (the prep
+# benchmark) would shadow the data_prep package: scripts import this module first, and the
+# repository root goes ahead of benchmarks/.
+if os.path.abspath(sys.path[0]) == _HERE:
+  sys.path.insert(0, os.path.dirname(_HERE))
 
 import jax
 import jax.numpy as jnp
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+RESULTS = os.path.join(_HERE, "RESULTS.md")
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:

@@ -51,6 +51,9 @@ def get_config() -> ml_collections.ConfigDict:
   # SSMTL++v2: T1 arrow of time, T2 motion irregularity, T3 middle box, T6 inpainting.
   c.tasks = ("arrow_of_time", "motion_irregularity", "middle_box", "inpainting")
   c.task_options = ml_collections.ConfigDict({
+      # view_from="motion_irregularity": T1 reverses T2's view and both share one backbone pass
+      # (a method-level saving, off in the papers; tasks/base.py).
+      "arrow_of_time": {"view_from": ""},
       "motion_irregularity": {"max_skip": 2},
       "inpainting": {"min_patch": 4, "max_patch": 32, "centre_std": 20.0, "passes": 3},
       "distillation": {"teacher_logits": False},  # True: the teacher outputs logits, not probs
@@ -83,6 +86,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.overlay_videos = -1        # test videos that get an overlay .mp4 (-1: all, 0: none)
   c.eval.overlay_fps = 10.0
   c.eval.mean_filter = ()           # (t, y, x) 3D mean filter over the pixel score map; () = off
+  # --mode=score: > 0 detects and cuts cubes chunk by chunk on a host thread while the device
+  # scores (streaming.py); 0 detects the whole video first (its median background sees it all).
+  c.eval.stream_chunk_frames = 0
   return c
 
 

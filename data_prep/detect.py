@@ -14,6 +14,7 @@ detector missed.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import pathlib
 from typing import Protocol, Sequence
 
@@ -399,6 +400,16 @@ VALID_SPECS = ("background", "flow", "onnx:<path>", "onnx:<path>+background",
                "onnx:<path>+flow")
 
 
+def _construct(cls, spec: str, options: dict):
+  """`cls(**options)`, with an error naming the config field when an option does not fit."""
+  valid = set(inspect.signature(cls.__init__).parameters) - {"self"}
+  unknown = set(options) - valid
+  if unknown:
+    raise ValueError(f"prep.detector_options {sorted(unknown)} are not options of the {spec!r} "
+                     f"detector; valid: {sorted(valid)}")
+  return cls(**options)
+
+
 def build_detector(spec: str, **options) -> VideoDetector:
   """Builds a detector from a config string.
 
@@ -417,7 +428,7 @@ def build_detector(spec: str, **options) -> VideoDetector:
     FileNotFoundError: the ONNX file does not exist.
   """
   if spec in _MOTION:
-    return _MOTION[spec](**options)
+    return _construct(_MOTION[spec], spec, options)
   if spec.startswith("onnx:"):
     path, motion_name = spec[len("onnx:"):], None
     for name in _MOTION:

@@ -23,19 +23,22 @@ from ssmtl_jax import steps
 from ssmtl_jax import train as train_lib
 
 
-def score_batches(score_step, variables, batches, total: int, mesh, rng, desc: str
-                  ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-  """Per-task anomaly scores and boxes of the valid rows of `(batch, valid, boxes)` batches."""
+def score_batches(score_step, variables, batches, total: int | None, mesh, rng, desc: str,
+                  empty_side=None) -> tuple[dict[str, np.ndarray], Any]:
+  """Per-task anomaly scores of the valid rows of `(batch, valid, side)` batches, and the valid
+  rows of `side` (the boxes, or any dict of per-row arrays), concatenated; `empty_side` when
+  there are no batches."""
   per_task: dict[str, list[np.ndarray]] = {}
-  boxes = []
-  for batch, valid, box in tqdm.tqdm(batches, total=total, desc=desc, unit="batch"):
+  sides = []
+  for batch, valid, side in tqdm.tqdm(batches, total=total, desc=desc, unit="batch"):
     out = jax.device_get(score_step(variables, sharding.to_global(batch, mesh), rng))
     for name, s in out.items():
       per_task.setdefault(name, []).append(np.asarray(s)[valid])
-    boxes.append(box[valid])
-  if not boxes:
-    return {}, np.zeros((0, 4), np.float32)
-  return {k: np.concatenate(v) for k, v in per_task.items()}, np.concatenate(boxes)
+    sides.append(jax.tree.map(lambda a, v=valid: a[v], side))
+  if not sides:
+    return {}, empty_side
+  return ({k: np.concatenate(v) for k, v in per_task.items()},
+          jax.tree.map(lambda *rows: np.concatenate(rows), *sides))
 
 
 def score_source(score_step, variables, source, batch_size: int, mesh, rng,
@@ -45,7 +48,7 @@ def score_source(score_step, variables, source, batch_size: int, mesh, rng,
              input_pipeline.eval_batches(source, batch_size, with_boxes=True,
                                          teacher_keys=teacher_keys))
   return score_batches(score_step, variables, batches, -(-len(source) // batch_size), mesh, rng,
-                       desc)
+                       desc, np.zeros((0, 4), np.float32))
 
 
 def write_video_outputs(out_dir: str, name: str, frame_scores: np.ndarray, labels,

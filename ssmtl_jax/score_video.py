@@ -4,7 +4,8 @@
       --checkpoint=runs/demo --workdir=runs/demo_score
 
 Frames -> the config's detector -> cubes in memory -> the best checkpoint of `--checkpoint` ->
-object and frame scores, written like the test videos of an evaluation: score plot, frame scores,
+object and frame scores (with `eval.stream_chunk_frames > 0`, detection of the next chunk of frames
+overlaps scoring of the current one: streaming.py), written like the test videos of an evaluation: score plot, frame scores,
 region file, overlay video and a JSON summary. Task scores are standardised with the normal-data
 statistics that evaluation stored in `<checkpoint>/metrics.json`, so scores compare across videos.
 """
@@ -17,17 +18,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from data_prep import cubes
 from data_prep import detect
 from data_prep import prepare
 from data_prep import readers
 from data_prep import teachers as teachers_lib
 from ssmtl_jax import checkpoint
 from ssmtl_jax import evaluate
-from ssmtl_jax import input_pipeline
 from ssmtl_jax import sharding
 from ssmtl_jax import steps
-from ssmtl_jax import tasks as tasks_lib
+from ssmtl_jax import streaming
 from ssmtl_jax import train as train_lib
 
 
@@ -41,25 +40,50 @@ def load_score_stats(checkpoint_dir: str) -> dict[str, tuple[float, float]] | No
   return {k: (float(v[0]), float(v[1])) for k, v in stats.items()} if stats else None
 
 
-def video_windows(config, frames: np.ndarray, detections, stride: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Cubes of every detection at every `stride`-th frame: (windows, centre frames, boxes)."""
-  p = config.prep
-  height, width = frames.shape[1:3]
-  windows, centre, boxes = [], [], []
-  gray = cubes.to_grayscale(frames) if config.data.grayscale else frames
-  for t in range(0, len(frames), stride):
-    det_boxes = np.asarray(detections[t].boxes, np.float64).reshape(-1, 4)
-    if not len(det_boxes):
-      continue
-    windows.append(cubes.extract_windows(gray, t, det_boxes, p.half_window, p.crop_size, False))
-    centre.append(np.full(len(det_boxes), t, np.int64))
-    boxes.append(cubes.crop_boxes(det_boxes, height, width).astype(np.float32))
-  channels = 1 if config.data.grayscale else 3
-  if not windows:
-    shape = (0, 2 * p.half_window + 1, p.crop_size, p.crop_size, channels)
-    return np.zeros(shape, np.uint8), np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
-  return np.concatenate(windows), np.concatenate(centre), np.concatenate(boxes)
+class VideoScorer:
+  """What scoring raw video needs besides a checkpoint: the detector, the teachers, the tasks
+  (sized by the teachers' outputs), the model and its compiled score step on the mesh."""
+
+  def __init__(self, config):
+    self.config = config
+    self.channels = 1 if config.data.grayscale else 3
+    self.detector = detect.build_detector(config.prep.detector,
+                                          **config.prep.detector_options.to_dict())
+    # Tasks that learn from a teacher (T4, T7, T9) compare with its outputs at test time too.
+    self.teachers = teachers_lib.build_teachers(config.prep.teachers.to_dict(),
+                                                prepare.needed_teachers(config))
+    size = config.prep.crop_size
+    self.tasks = train_lib.attach_teacher_shapes(steps.build_tasks(config), {"teachers": {
+        name: {"shape": t.target_shape(size, self.channels)}
+        for name, t in self.teachers.items()}}, "this video")
+    self.model = steps.build_model(config, self.tasks, self.channels)
+    self.mesh = sharding.make_mesh()
+    self.batch_size = sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
+    self.score_step = jax.jit(steps.make_score_step(self.model, self.tasks),
+                              out_shardings=sharding.replicated(self.mesh))
+
+  def abstract_state(self):
+    window = (2 * self.config.prep.half_window + 1, self.config.prep.crop_size,
+              self.config.prep.crop_size, self.channels)
+    return jax.eval_shape(lambda: train_lib.init_state(
+        self.config, self.model, self.tasks, steps.build_optimizer(self.config, self.tasks),
+        train_lib.batch_shapes(window, self.tasks), self.mesh))
+
+  def task_scores(self, variables, frames: np.ndarray, chunk_frames: int = 0, desc="score"
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Per-task scores of every object cube of `frames`: (scores, centre frames, boxes).
+
+    With `chunk_frames > 0`, detection and cube cutting of the next chunk run on a host thread
+    while the device scores the current batch (streaming.py)."""
+    chunks = streaming.cube_chunks(self.config, frames, self.detector, chunk_frames,
+                                   self.teachers)
+    batches = streaming.fixed_batches(chunks, self.batch_size)
+    if chunk_frames > 0:
+      batches = streaming.in_background(batches)
+    empty = {"centre": np.zeros(0, np.int64), "box": np.zeros((0, 4), np.float32)}
+    scores, side = evaluate.score_batches(self.score_step, variables, batches, None, self.mesh,
+                                          jax.random.PRNGKey(self.config.seed + 3), desc, empty)
+    return scores, side["centre"], side["box"]
 
 
 def score_video(config, video: str, checkpoint_dir: str, out_dir: str) -> dict[str, Any]:
@@ -75,50 +99,16 @@ def score_video(config, video: str, checkpoint_dir: str, out_dir: str) -> dict[s
   frames = readers.read_video(video)
   name = pathlib.Path(video).stem or pathlib.Path(video).name
   stride = int(config.prep.test_frame_stride)
-  detector = detect.build_detector(config.prep.detector, **config.prep.detector_options.to_dict())
-  detections = detector.detect_video(frames)
-  windows, centre, boxes = video_windows(config, frames, detections, stride)
-  print(f"{video}: {len(frames)} frames, {len(windows)} objects at every {stride}. frame", flush=True)
-
-  channels = 1 if config.data.grayscale else 3
-  tasks = steps.build_tasks(config)
-  # Tasks that learn from a teacher (T4, T7, T9) compare with its outputs at test time too.
-  teachers = teachers_lib.build_teachers(config.prep.teachers.to_dict(),
-                                         prepare.needed_teachers(config))
-  # float16, as the records store them, so a video scores as its prepared records would.
-  targets = {tasks_lib.base.teacher_key(name): t.astype(np.float16) for name, t in
-             (teachers_lib.middle_crop_targets(teachers, windows) if len(windows) else {}).items()}
-  tasks = train_lib.attach_teacher_shapes(tasks, {"teachers": {
-      name: {"shape": t.target_shape(config.prep.crop_size, channels)}
-      for name, t in teachers.items()}}, "this video")
-  model = steps.build_model(config, tasks, channels)
-  mesh = sharding.make_mesh()
-  window_shape = (2 * config.prep.half_window + 1, config.prep.crop_size, config.prep.crop_size,
-                  channels)
-  abstract = jax.eval_shape(lambda: train_lib.init_state(
-      config, model, tasks, steps.build_optimizer(config, tasks),
-      train_lib.batch_shapes(window_shape, tasks), mesh))
-  state, step = checkpoint.restore_best(checkpoint_dir, abstract)
+  scorer = VideoScorer(config)
+  state, step = checkpoint.restore_best(checkpoint_dir, scorer.abstract_state())
   stats = load_score_stats(checkpoint_dir)
   if stats is None:
     print(f"no score statistics in {checkpoint_dir}/metrics.json (run --mode=eval there once); "
           "task scores are averaged unstandardised", flush=True)
-
-  batch_size = sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
-  score_step = jax.jit(steps.make_score_step(model, tasks),
-                       out_shardings=sharding.replicated(mesh))
-
-  def batches():
-    for start in range(0, len(windows), batch_size):
-      rows = slice(start, start + batch_size)
-      batch = {tasks_lib.base.WINDOW: windows[rows], **{k: v[rows] for k, v in targets.items()}}
-      (batch, b), valid = input_pipeline.pad_batch([batch, boxes[rows]], batch_size)
-      yield batch, valid, b
-
-  task_scores, _ = evaluate.score_batches(
-      score_step, state.variables, batches(), -(-len(windows) // batch_size), mesh,
-      jax.random.PRNGKey(config.seed + 3), "score")
-  object_scores = (evaluate.combine_scores(task_scores, stats) if len(windows)
+  task_scores, centre, boxes = scorer.task_scores(state.variables, frames,
+                                                  config.eval.stream_chunk_frames)
+  print(f"{video}: {len(frames)} frames, {len(boxes)} objects at every {stride}. frame", flush=True)
+  object_scores = (evaluate.combine_scores(task_scores, stats) if len(boxes)
                    else np.zeros(0, np.float64))
   frame_scores = evaluate.video_frame_scores(len(frames), stride, centre, object_scores, boxes,
                                              frames.shape[1:3], config.eval, config.eval.minmax)
@@ -128,7 +118,7 @@ def score_video(config, video: str, checkpoint_dir: str, out_dir: str) -> dict[s
                                fps=config.eval.overlay_fps)
   summary = {"video": os.path.abspath(video), "checkpoint": os.path.abspath(checkpoint_dir),
              "checkpoint_step": int(step), "num_frames": len(frames),
-             "num_objects": int(len(windows)), "standardized": stats is not None,
+             "num_objects": int(len(boxes)), "standardized": stats is not None,
              "max_frame_score": float(np.max(frame_scores)) if len(frame_scores) else None,
              "outputs": os.path.abspath(out_dir)}
   with open(os.path.join(out_dir, f"score_{name}.json"), "w") as f:

@@ -117,11 +117,20 @@ def _to_float(batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
 
 
 def _train_views(tasks, batch, rng):
-  keys = jax.random.split(rng, len(tasks))
-  views, targets = {}, {}
-  for task, key in zip(tasks, keys):
-    views[task.name], targets[task.name] = task.train_view(batch, key)
-  return (views, targets), tuple((t.name, t.name) for t in tasks)
+  """Each task's training view and target, and the (task, view) routes. A task with `view_from`
+  transforms its source task's view instead of the stored window, and both read the result."""
+  keys = dict(zip([t.name for t in tasks], jax.random.split(rng, len(tasks))))
+  views, targets, route = {}, {}, {}
+  for task in sorted(tasks, key=lambda t: bool(t.view_from)):  # sources first
+    if task.view_from:
+      shared = route[task.view_from]
+      views[shared], targets[task.name] = task.train_view(
+          {**batch, tasks_lib.base.WINDOW: views[shared]}, keys[task.name])
+      route[task.name] = shared
+    else:
+      views[task.name], targets[task.name] = task.train_view(batch, keys[task.name])
+      route[task.name] = task.name
+  return (views, targets), tuple((t.name, route[t.name]) for t in tasks)
 
 
 def batch_size(batch: Mapping[str, jax.Array]) -> int:

@@ -455,3 +455,24 @@ def test_train_step_traces_once_and_learns():
     before, after = jax.tree.leaves(getattr(start, tree)), jax.tree.leaves(getattr(state, tree))
     assert any(not np.array_equal(a, b) for a, b in zip(before, after)), tree
 
+
+
+def test_shared_motion_view_keeps_both_labels_true_and_saves_a_view():
+  """T1 with view_from=T2: one view per cube, reversed or not (T1's label) and consecutive or
+  intermittent (T2's label); the frame numbers written into the pixels prove both labels."""
+  tasks = tasks_lib.build_tasks(["arrow_of_time", "motion_irregularity"],
+                                {"arrow_of_time": {"view_from": "motion_irregularity"}})
+  window = jnp.broadcast_to(jnp.arange(L, dtype=jnp.float32)[None, :, None, None, None],
+                            (64, L, 2, 2, 1))
+  (views, targets), routes = steps._train_views(tasks, {"window": window}, KEYS[3])  # pylint: disable=protected-access
+  assert list(views) == ["motion_irregularity"]
+  assert dict(routes) == {"arrow_of_time": "motion_irregularity",
+                          "motion_irregularity": "motion_irregularity"}
+  frames = np.asarray(views["motion_irregularity"][:, :, 0, 0, 0])
+  steps_ = np.diff(frames, axis=1)
+  backward = np.asarray(targets["arrow_of_time"]) == 1
+  intermittent = np.asarray(targets["motion_irregularity"]) == 1
+  assert 0 < backward.sum() < 64 and 0 < intermittent.sum() < 64
+  np.testing.assert_array_equal(np.all(steps_ < 0, axis=1), backward)
+  np.testing.assert_array_equal(np.any(np.abs(steps_) > 1, axis=1), intermittent)
+  np.testing.assert_array_equal(frames[:, 3], CENTRE)  # still centred on the object's frame

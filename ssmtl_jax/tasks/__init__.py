@@ -41,4 +41,10 @@ def build_tasks(names, options=None, num_frames: int = 7) -> list[base.Task]:
     if name not in TASKS:
       raise ValueError(f"unknown task {name!r}; valid tasks: {sorted(TASKS)}")
     out.append(TASKS[name](num_frames=num_frames, **dict(options.get(name, {}))))
+  by_name = {t.name: t for t in out}
+  for task in out:
+    source = by_name.get(task.view_from) if task.view_from else None
+    if task.view_from and (source is None or source.view_from or source is task):
+      raise ValueError(f"task_options.{task.name}.view_from={task.view_from!r} must name another "
+                       f"configured task that makes its own view; tasks: {sorted(by_name)}")
   return out

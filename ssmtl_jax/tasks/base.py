@@ -32,8 +32,14 @@ class Task:
 
   Attributes:
     num_frames: frames per model input (7 in the papers).
+    view_from: train on another task's training view, transformed by this task's own view
+      function, and share that one view (one backbone pass) with it. E.g. T1 with
+      `view_from="motion_irregularity"` reverses T2's consecutive-or-intermittent clip half the
+      time: a reversed clip keeps T2's label, so both tasks train on one view (a method-level
+      saving, off by default: the papers give each task its own view).
   """
   num_frames: int = 7
+  view_from: str = ""
 
   name = "base"
   head_kind = "classifier"  # or "decoder"
