@@ -49,7 +49,7 @@ def main(argv):
   root = tempfile.mkdtemp(prefix="bench_e2e_")
   synthetic.generate_dataset(root, num_train=1, num_test=1, num_frames=_FRAMES.value,
                              height=_HEIGHT.value, width=_WIDTH.value)
-  frames = readers.read_video(next(iter(readers.list_split_videos(root, "testing").values()))[1])
+  frames = readers.read_video(next(iter(readers.list_split_videos(root, "testing").values())))
   scorer = score_video.VideoScorer(config)
   p = config.prep
   window = (2 * p.half_window + 1, p.crop_size, p.crop_size, scorer.channels)
