@@ -36,6 +36,9 @@ VARIANTS = {
     "v2_ssmctb": ("T1+T2+T3+T6 + 3D SSMCTB", T123 + ("inpainting",), {"model.ssmctb": True}),
     "v2_jigsaw": ("T1+T2+T3+T6+T8", T123 + ("inpainting", "jigsaw"), {}),
     "v2_cvt2d": ("SSMTL++v2, 2D CvT", T123 + ("inpainting",), {"model.cvt_mode": "2d"}),
+    # Method-level saving: T1 and T2 train on one shared view (3 backbone passes, not 4).
+    "v2_shared": ("SSMTL++v2, T1/T2 share a view", T123 + ("inpainting",),
+                  {"task_options.arrow_of_time": {"view_from": "motion_irregularity"}}),
 }
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Base configuration.", lock_config=True)
