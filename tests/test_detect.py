@@ -7,6 +7,7 @@ import pytest
 from onnx import helper, numpy_helper, TensorProto
 
 from data_prep import detect
+from data_prep import onnx_detector
 
 H, W, T = 60, 80, 16
 
@@ -148,7 +149,7 @@ def _v8_output():
 def test_onnx_detector_v8_letterbox_and_threshold(tmp_path):
   path = _tiny_onnx(tmp_path / "fake.onnx", _v8_output())
   frames = np.zeros((2, 240, 360, 3), np.uint8)
-  dets = detect.OnnxDetector(path, conf=0.8).detect_video(frames)
+  dets = onnx_detector.OnnxDetector(path, conf=0.8).detect_video(frames)
   assert len(dets) == 2
   d = dets[0]
   assert len(d) == 2, d.boxes
@@ -159,10 +160,10 @@ def test_onnx_detector_v8_letterbox_and_threshold(tmp_path):
   assert other is not None and d.classes[other] == 1
   assert np.all(d.sources == detect.SOURCE_DETECTOR)
 
-  only_people = detect.OnnxDetector(path, conf=0.8, classes=[0]).detect_video(frames[:1])[0]
+  only_people = onnx_detector.OnnxDetector(path, conf=0.8, classes=[0]).detect_video(frames[:1])[0]
   assert len(only_people) == 1 and only_people.classes[0] == 0
   # Grayscale frames are accepted (repeated to RGB).
-  assert len(detect.OnnxDetector(path).detect_video(frames[:1, ..., :1])[0]) == 2
+  assert len(onnx_detector.OnnxDetector(path).detect_video(frames[:1, ..., :1])[0]) == 2
 
 
 def test_onnx_detector_v5_objectness(tmp_path):
@@ -171,7 +172,7 @@ def test_onnx_detector_v5_objectness(tmp_path):
       _to_input([200, 100, 260, 200]) + [0.5, 0.99, 0.0],  # objectness too low
   ] + [[1, 1, 1, 1, 0, 0, 0]] * 8, np.float32)[None]      # [1, N, 5+K]
   path = _tiny_onnx(tmp_path / "v5.onnx", table)
-  d = detect.OnnxDetector(path, conf=0.8).detect_video(np.zeros((1, 240, 360, 3), np.uint8))[0]
+  d = onnx_detector.OnnxDetector(path, conf=0.8).detect_video(np.zeros((1, 240, 360, 3), np.uint8))[0]
   assert len(d) == 1 and _find(d, [100, 50, 160, 130], tol=1) is not None
 
 
@@ -210,7 +211,7 @@ def test_build_detector_specs(tmp_path):
   assert isinstance(detect.build_detector("background", min_area=10), detect.BackgroundMotion)
   assert isinstance(detect.build_detector("flow", preset="ultrafast"), detect.FlowMotion)
   path = _tiny_onnx(tmp_path / "fake+model.onnx", _v8_output())
-  assert isinstance(detect.build_detector(f"onnx:{path}", conf=0.5), detect.OnnxDetector)
+  assert isinstance(detect.build_detector(f"onnx:{path}", conf=0.5), onnx_detector.OnnxDetector)
   combined = detect.build_detector(f"onnx:{path}+flow", detector={"conf": 0.5},
                                    motion={"min_area": 5})
   assert isinstance(combined, detect.CombinedDetector)
