@@ -15,8 +15,8 @@ module supplies those images as uint8 `[N, size, size, C]`, from the first of:
    Picks are seeded and spread evenly over the prepared sources; each image is
    centre-cropped to a square and resized with `cv2.INTER_AREA`.
 2. An offline fallback, used when no source is prepared: half procedural textures
-   (fractal noise, marble, stripes/plaids, rotated checkerboards, Voronoi cells,
-   coloured blobs, Gabor patches, rings), half random crops (several scales, random
+   (textures.py: fractal noise, marble, stripes/plaids, rotated checkerboards,
+   Voronoi cells, coloured blobs, Gabor patches, rings), half random crops (several scales, random
    flips/rotations) of real images that ship inside installed packages: matplotlib's
    `sample_data` (grace_hopper.jpg, Minduka_Present_Blue_Pack.png, logo2.png, the
    s1045.ima.gz MRI slice, the jacksboro_fault_dem.npz and topobathy.npz elevation
@@ -44,6 +44,8 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 from absl import logging
+
+from data_prep import textures
 
 DEFAULT_SOURCES = ("oxford_flowers102", "dtd")
 
@@ -174,143 +176,6 @@ def tfds_images(size: int, num: int, sources: Sequence[str], data_dir: str,
   return out, desc + (f"; not used: {'; '.join(skipped)}" if skipped else "")
 
 
-# --------------------------------------------------------------------- procedural
-
-
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def _contrasting_colors(rng: np.random.Generator, k: int) -> np.ndarray:
-  """k random RGB colours in [0, 1] whose first two differ clearly in luma (gray too)."""
-  while True:
-    colors = rng.random((k, 3)).astype(np.float32)
-    if abs((colors[0] - colors[1]) @ _LUMA) > 0.3:
-      return colors
-
-
-def _colorize(rng: np.random.Generator, field: np.ndarray) -> np.ndarray:
-  """Maps a [0, 1] field through a random 2-4 colour gradient -> HW3 float."""
-  colors = _contrasting_colors(rng, int(rng.integers(2, 5)))
-  colors[[1, -1]] = colors[[-1, 1]]  # The contrasting pair at the ends.
-  stops = np.linspace(0, 1, len(colors))
-  return np.stack([np.interp(field, stops, colors[:, c]) for c in range(3)], -1)
-
-
-def _normalize(field: np.ndarray) -> np.ndarray:
-  return (field - field.min()) / max(float(np.ptp(field)), 1e-6)
-
-
-def _grid(rng: np.random.Generator, size: int, angle: float | None = None):
-  """Pixel coordinates rotated by a random (or given) angle: (u, v)."""
-  angle = rng.uniform(0, np.pi) if angle is None else angle
-  y, x = np.mgrid[:size, :size].astype(np.float32) - size / 2
-  return x * np.cos(angle) + y * np.sin(angle), -x * np.sin(angle) + y * np.cos(angle)
-
-
-def _fractal_noise(rng: np.random.Generator, size: int, marble: bool = False) -> np.ndarray:
-  """Value noise summed over octaves; `marble` bends stripes with it."""
-  field, amp, cells = np.zeros((size, size), np.float32), 1.0, int(rng.integers(2, 5))
-  persistence = rng.uniform(0.4, 0.65)
-  while cells <= size:
-    grid = rng.random((cells + 1, cells + 1)).astype(np.float32)
-    field += amp * cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC)
-    amp, cells = amp * persistence, cells * 2
-  field = _normalize(field)
-  if marble:
-    u, _ = _grid(rng, size)
-    field = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(2, 8) * u / size
-                               + rng.uniform(3, 9) * field)
-  return _colorize(rng, field)
-
-
-def _stripes(rng: np.random.Generator, size: int) -> np.ndarray:
-  """Sine or square stripes at a random angle; sometimes two sets (plaid)."""
-  field = np.ones((size, size), np.float32)
-  for _ in range(1 + int(rng.random() < 0.4)):
-    u, _ = _grid(rng, size)
-    wave = np.sin(2 * np.pi * rng.uniform(2, 16) * u / size + rng.uniform(0, 2 * np.pi))
-    field *= 0.5 + 0.5 * (np.sign(wave) if rng.random() < 0.5 else wave)
-  return _colorize(rng, field)
-
-
-def _checkerboard(rng: np.random.Generator, size: int) -> np.ndarray:
-  u, v = _grid(rng, size)
-  period = size / rng.uniform(2, 12)
-  field = (np.floor(u / period) + np.floor(v / period)) % 2
-  return _colorize(rng, field.astype(np.float32))
-
-
-def _voronoi(rng: np.random.Generator, size: int) -> np.ndarray:
-  """Flat-coloured Voronoi cells, sometimes with dark borders."""
-  points = rng.random((int(rng.integers(6, 50)), 2)) * size
-  y, x = np.mgrid[:size, :size]
-  dist = np.hypot(x[..., None] - points[:, 0], y[..., None] - points[:, 1])
-  order = np.argsort(dist, axis=-1)
-  image = rng.random((len(points), 3)).astype(np.float32)[order[..., 0]]
-  if rng.random() < 0.5:
-    d = np.take_along_axis(dist, order[..., :2], -1)
-    image[(d[..., 1] - d[..., 0]) < max(1.0, size / 64)] = 0.05
-  return image
-
-
-def _blobs(rng: np.random.Generator, size: int) -> np.ndarray:
-  """Random filled circles, ellipses, rectangles and polygons, drawn at 2x and shrunk."""
-  big = 2 * size
-  canvas = np.empty((big, big, 3), np.float32)
-  canvas[:] = rng.random(3)
-  for _ in range(int(rng.integers(5, 25))):
-    color = rng.random(3).tolist()
-    c = tuple(int(t) for t in rng.integers(0, big, 2))
-    r = int(rng.integers(big // 20, big // 4))
-    shape = rng.integers(4)
-    if shape == 0:
-      cv2.circle(canvas, c, r, color, -1, cv2.LINE_AA)
-    elif shape == 1:
-      axes = (r, int(r * rng.uniform(0.2, 1)))
-      cv2.ellipse(canvas, c, axes, rng.uniform(0, 180), 0, 360, color, -1, cv2.LINE_AA)
-    elif shape == 2:
-      cv2.rectangle(canvas, c, (c[0] + r, c[1] + int(r * rng.uniform(0.3, 2))), color, -1)
-    else:
-      pts = (np.array(c) + rng.integers(-r, r, (int(rng.integers(3, 7)), 2))).astype(np.int32)
-      cv2.fillPoly(canvas, [pts], color, cv2.LINE_AA)
-  return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
-
-
-def _gabor(rng: np.random.Generator, size: int) -> np.ndarray:
-  """A sum of Gabor patches at random places, orientations, wavelengths and widths."""
-  field = np.zeros((size, size), np.float32)
-  y, x = np.mgrid[:size, :size].astype(np.float32)
-  for _ in range(int(rng.integers(3, 12))):
-    cx, cy = rng.random(2) * size
-    sigma = size * rng.uniform(0.05, 0.25)
-    u, _ = _grid(rng, size)
-    envelope = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma ** 2))
-    field += envelope * np.cos(2 * np.pi * u / (sigma * rng.uniform(0.3, 1.2)))
-  # tanh of the standardised sum: the patches saturate instead of fading into the background.
-  return _colorize(rng, _normalize(np.tanh(field / (field.std() + 1e-6))))
-
-
-def _rings(rng: np.random.Generator, size: int) -> np.ndarray:
-  """Concentric rings or radial spokes around a random centre."""
-  y, x = np.mgrid[:size, :size].astype(np.float32) - rng.random((2, 1, 1)) * size
-  if rng.random() < 0.5:
-    field = np.sin(2 * np.pi * np.hypot(x, y) / (size / rng.uniform(3, 15)))
-  else:
-    field = np.sin(np.arctan2(y, x) * int(rng.integers(3, 20)))
-  return _colorize(rng, 0.5 + 0.5 * field)
-
-
-PROCEDURAL: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
-    "fractal_noise": _fractal_noise,
-    "marble": functools.partial(_fractal_noise, marble=True),
-    "stripes": _stripes,
-    "checkerboard": _checkerboard,
-    "voronoi": _voronoi,
-    "blobs": _blobs,
-    "gabor": _gabor,
-    "rings": _rings,
-}
-
 # ----------------------------------------------------------------- packaged images
 
 _COLORMAPS = (cv2.COLORMAP_VIRIDIS, cv2.COLORMAP_JET, cv2.COLORMAP_BONE, cv2.COLORMAP_HOT,
@@ -366,7 +231,7 @@ def packaged_images() -> tuple[tuple[str, np.ndarray], ...]:
     except (OSError, ValueError, KeyError) as e:
       logging.info("OOD images: skipping %s (%s)", label, e)
       continue
-    found.append((label, image if image.ndim == 3 else _normalize(image.astype(np.float32))))
+    found.append((label, image if image.ndim == 3 else textures.normalize(image.astype(np.float32))))
   return tuple(found)
 
 
@@ -379,7 +244,7 @@ def _random_crop(rng: np.random.Generator, image: np.ndarray, size: int) -> np.n
     crop = np.rot90(image[top:top + side, left:left + side], int(rng.integers(4)))
     crop = np.ascontiguousarray(crop[:, ::-1] if rng.random() < 0.5 else crop)
     if crop.ndim == 2:  # Scientific data: false colour with a random colour map.
-      gray = (_normalize(crop) * 255).astype(np.uint8)
+      gray = (textures.normalize(crop) * 255).astype(np.uint8)
       crop = cv2.cvtColor(cv2.applyColorMap(gray, _COLORMAPS[rng.integers(len(_COLORMAPS))]),
                           cv2.COLOR_BGR2RGB)
     crop = _resize(crop, size)
@@ -403,7 +268,7 @@ def fallback_images(size: int, num: int, seed: int = 0) -> tuple[np.ndarray, lis
   rng = np.random.default_rng(seed)
   packaged = packaged_images()
   num_packaged = num // 2 if packaged else 0
-  kinds = [f"procedural/{name}" for name in np.resize(list(PROCEDURAL), num - num_packaged)]
+  kinds = [f"procedural/{name}" for name in np.resize(list(textures.PROCEDURAL), num - num_packaged)]
   kinds += [f"packaged/{packaged[i % len(packaged)][0]}" for i in range(num_packaged)]
   kinds = [kinds[i] for i in rng.permutation(num)]
   by_label = dict(packaged)
@@ -411,7 +276,7 @@ def fallback_images(size: int, num: int, seed: int = 0) -> tuple[np.ndarray, lis
   for i, kind in enumerate(kinds):
     group, name = kind.split("/", 1)
     if group == "procedural":
-      images[i] = np.clip(PROCEDURAL[name](rng, size) * 255 + 0.5, 0, 255).astype(np.uint8)
+      images[i] = np.clip(textures.PROCEDURAL[name](rng, size) * 255 + 0.5, 0, 255).astype(np.uint8)
     else:
       images[i] = _random_crop(rng, by_label[name], size)
   return images, kinds

@@ -10,6 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from data_prep import ood_images
+from data_prep import textures
 from ssmtl_jax import tfrecord
 
 SIZE = 8
@@ -114,7 +115,7 @@ def test_fallback_shapes_kinds_and_determinism():
   assert rgb.shape == (24, 32, 32, 3) and rgb.dtype == np.uint8 and len(kinds) == 24
   groups = [k.split("/")[0] for k in kinds]
   assert groups.count("procedural") == 12 and groups.count("packaged") == 12
-  assert {f"procedural/{n}" for n in ood_images.PROCEDURAL} <= set(kinds)
+  assert {f"procedural/{n}" for n in textures.PROCEDURAL} <= set(kinds)
   assert "packaged/matplotlib:grace_hopper.jpg" in kinds  # matplotlib is a dependency.
   assert all(im.std() > 5 for im in rgb), "a (near-)constant OOD image"
   again, kinds_again = ood_images.fallback_images(32, 24, seed=5)
