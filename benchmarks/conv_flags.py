@@ -3,20 +3,17 @@
   XLA_FLAGS=--xla_cpu_use_onednn=true python benchmarks/conv_flags.py
   XLA_FLAGS=--xla_cpu_use_xnnpack=true python benchmarks/conv_flags.py
 """
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from harness import bench
+
+
 def conv(x, w):
     return lax.conv_general_dilated(x, w, (1,1,1), 'SAME', dimension_numbers=('NDHWC','DHWIO','NDHWC'))
-def bench(f, *a, n=3):
-    r = f(*a); jax.block_until_ready(r)
-    ts=[]
-    for _ in range(n):
-        t=time.perf_counter(); jax.block_until_ready(f(*a)); ts.append(time.perf_counter()-t)
-    return float(np.median(ts))
 a = jnp.ones((2048,2048)); b = jnp.ones((2048,2048))
 t = bench(jax.jit(lambda a,b: a@b), a, b)
 print(f"matmul 2048: {2*2048**3/t/1e9:.1f} GFLOP/s", flush=True)

@@ -5,12 +5,15 @@ into the channels of one 2D conv (fold2d); three 2D convs summed over the time t
   python benchmarks/conv_lowerings.py [names, default all]
 """
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from harness import bench
+
+
 def native(x, w):
     return lax.conv_general_dilated(x, w, (1,1,1), 'SAME', dimension_numbers=('NDHWC','DHWIO','NDHWC'))
 G = np.array([[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]], np.float32)
@@ -52,12 +55,6 @@ def sum2d(x, w):
     B,T,H,W,C = x.shape; O = w.shape[-1]
     xp = jnp.pad(x, ((0,0),(1,1),(0,0),(0,0),(0,0)))
     return sum(_conv2d(xp[:, k:k+T].reshape(B*T, H, W, C), w[k]) for k in range(3)).reshape(B,T,H,W,O)
-def bench(f, *a, n=3):
-    r = f(*a); jax.block_until_ready(r)
-    ts=[]
-    for _ in range(n):
-        t=time.perf_counter(); jax.block_until_ready(f(*a)); ts.append(time.perf_counter()-t)
-    return float(np.median(ts))
 shapes = [(64,7,64,32,32),(64,7,32,64,64),(64,7,16,128,128),(64,7,64,1,32)]
 for (B,T,H,Cin,Cout) in shapes:
     x = jnp.asarray(np.random.randn(B,T,H,H,Cin), jnp.float32)

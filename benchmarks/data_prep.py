@@ -48,9 +48,7 @@ def main(argv):
   config.data.root = os.path.join(root, "data")
   config.prep.train_frame_stride = 1
   config.prep.test_frame_stride = 1
-  if _DETECTOR.value:
-    config.prep.detector = _DETECTOR.value
-    config.prep.detector_options = {"min_area": config.prep.detector_options.min_area}
+  harness.use_detector(config, _DETECTOR.value)
   frames = 2 * half * _FRAMES.value
   times, cubes = [], 0
   for run in range(_RUNS.value):

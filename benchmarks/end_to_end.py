@@ -43,9 +43,7 @@ _RECORD = flags.DEFINE_bool("record", False, "Append the result to benchmarks/RE
 def main(argv):
   del argv
   config = _CONFIG.value.copy_and_resolve_references()
-  if _DETECTOR.value:
-    config.prep.detector = _DETECTOR.value
-    config.prep.detector_options = {"min_area": config.prep.detector_options.min_area}
+  harness.use_detector(config, _DETECTOR.value)
   root = tempfile.mkdtemp(prefix="bench_e2e_")
   synthetic.generate_dataset(root, num_train=1, num_test=1, num_frames=_FRAMES.value,
                              height=_HEIGHT.value, width=_WIDTH.value)

@@ -38,6 +38,11 @@ def median_seconds(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> floa
   return statistics.median(times)
 
 
+def bench(fn: Callable[..., Any], *args, n: int = 3) -> float:
+  """Median seconds of `fn(*args)` over `n` runs after one warm-up (compile) run."""
+  return median_seconds(lambda: fn(*args), n)
+
+
 def matmul_peak_gflops(size: int = 2048, repeats: int = 3) -> float:
   """f32 GFLOP/s of one jitted square matmul on the default device (median of `repeats`)."""
   a = jnp.ones((size, size), jnp.float32)
@@ -92,6 +97,14 @@ def model_and_batch(config, batch_size: int, seed: int = 0):
   windows = np.random.default_rng(seed).integers(0, 256, (batch_size, *shape), dtype=np.uint8)
   batch = sharding.to_global({"window": windows}, mesh)
   return tasks, model, tx, state, batch, rng
+
+
+def use_detector(config, spec: str) -> None:
+  """Switches the config to another motion detector with its default options, keeping the
+  data set's `min_area` (the other detector's options would not fit it)."""
+  if spec:
+    config.prep.detector = spec
+    config.prep.detector_options = {"min_area": config.prep.detector_options.min_area}
 
 
 def config_fields(config) -> dict[str, Any]:

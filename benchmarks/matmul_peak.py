@@ -4,13 +4,11 @@
 
 Prints GFLOP/s per shape (median of 3 after a warm-up); the reference for conv efficiency.
 """
-import time, jax, jax.numpy as jnp, numpy as np
-def bench(f, *a, n=3):
-    r = f(*a); jax.block_until_ready(r)
-    ts=[]
-    for _ in range(n):
-        t=time.perf_counter(); jax.block_until_ready(f(*a)); ts.append(time.perf_counter()-t)
-    return float(np.median(ts))
+import jax
+import jax.numpy as jnp
+
+from harness import bench
+
 for M,K,N in [(2048,2048,2048),(200000,864,32),(200000,288,32),(200000,96,32),(100000,1728,64),(50000,3456,128),(50000,128,128),(200000,32,32)]:
     a = jnp.ones((M,K)); b = jnp.ones((K,N))
     t = bench(jax.jit(lambda a,b: a@b), a, b)

@@ -1,4 +1,4 @@
-"""The object-cube record schema: encode/decode, sharded writer, manifest, source.
+"""The object-cube record schema: encode/decode, sharded writer, manifest (reader: cube_source).
 
 This is the one module `data_prep` imports. A record is a serialized
 `tf.train.Example` (TensorFlow-compatible, built with the protos that ship in

@@ -5,9 +5,10 @@
 
 Frames -> the config's detector -> cubes in memory -> the best checkpoint of `--checkpoint` ->
 object and frame scores (with `eval.stream_chunk_frames > 0`, detection of the next chunk of frames
-overlaps scoring of the current one: streaming.py), written like the test videos of an evaluation: score plot, frame scores,
-region file, overlay video and a JSON summary. Task scores are standardised with the normal-data
-statistics that evaluation stored in `<checkpoint>/metrics.json`, so scores compare across videos.
+overlaps scoring of the current one: streaming.py), written like the test videos of an
+evaluation: score plot, frame scores, region file, overlay video and a JSON summary. Task scores
+are standardised with the normal-data statistics that evaluation stored in
+`<checkpoint>/metrics.json`, so scores compare across videos.
 """
 
 import json

@@ -70,10 +70,13 @@ def fixed_batches(chunks: Iterator[dict[str, np.ndarray]], batch_size: int
   pending: list[dict[str, np.ndarray]] = []
   count = 0
 
+  def join(parts):
+    return {k: np.concatenate([r[k] for r in parts]) for k in parts[0]}
+
   def emit(rows):
-    joined = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
-    side = {k: joined.pop(k) for k in ("centre", "box")}
-    (inputs, side), valid = input_pipeline.pad_batch([joined, side], batch_size)
+    side = {k: rows[k] for k in ("centre", "box")}
+    inputs = {k: v for k, v in rows.items() if k not in side}
+    (inputs, side), valid = input_pipeline.pad_batch([inputs, side], batch_size)
     return inputs, valid, side
 
   for rows in chunks:
@@ -81,14 +84,17 @@ def fixed_batches(chunks: Iterator[dict[str, np.ndarray]], batch_size: int
       continue
     pending.append(rows)
     count += len(rows[base.WINDOW])
-    while count >= batch_size:
-      joined = {k: np.concatenate([r[k] for r in pending]) for k in pending[0]}
-      yield emit([{k: v[:batch_size] for k, v in joined.items()}])
-      rest = {k: v[batch_size:] for k, v in joined.items()}
-      count -= batch_size
-      pending = [rest] if count else []
+    if count < batch_size:
+      continue
+    # Join once, then slice: every row is copied once however large the chunk (a whole video).
+    joined = join(pending)
+    full = count - count % batch_size
+    for start in range(0, full, batch_size):
+      yield emit({k: v[start:start + batch_size] for k, v in joined.items()})
+    count -= full
+    pending = [{k: v[full:] for k, v in joined.items()}] if count else []
   if count:
-    yield emit(pending)
+    yield emit(join(pending))
 
 
 def in_background(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:

@@ -48,7 +48,8 @@ class Setup:
     num_train_videos = len(self.manifest["splits"]["training"]["videos"])
     self.train_videos, self.val_videos = input_pipeline.split_videos(
         num_train_videos, config.train.val_fraction, config.seed)
-    self.train_source = cube_source.CubeSource(self.records_dir, "training", videos=self.train_videos)
+    self.train_source = cube_source.CubeSource(self.records_dir, "training",
+                                               videos=self.train_videos)
     self.steps_per_epoch = max(1, len(self.train_source) // config.train.batch_size)
     self.tx = steps.build_optimizer(config, self.tasks, self.steps_per_epoch)
 

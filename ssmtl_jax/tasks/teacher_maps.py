@@ -28,8 +28,8 @@ class TeacherMaps(base.Task):
     return self.target_shape[-1]
 
   def train_view(self, batch, rng):
-    window = batch[base.WINDOW]
-    return base.tile_frames(base.middle(window), self.num_frames), batch[base.teacher_key(self.name)]
+    view = base.tile_frames(base.middle(batch[base.WINDOW]), self.num_frames)
+    return view, batch[base.teacher_key(self.name)]
 
   def eval_view(self, batch, rng):
     return self.train_view(batch, rng)
