@@ -71,6 +71,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.epochs = 20
   c.train.num_steps = -1            # > 0 overrides epochs
   c.train.learning_rate = 1e-3
+  c.train.lr_schedule = "constant"  # constant (papers) | cosine (warm-up, then decay to 0)
+  c.train.warmup_steps = 0          # linear warm-up of the cosine schedule
   c.train.val_fraction = 0.15       # whole videos held out for the validation proxy loss
   c.train.eval_every_steps = -1     # -1: once per epoch
   c.train.log_every_steps = 50

@@ -186,7 +186,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   val_source = (cube_source.CubeSource(setup.records_dir, "training", videos=setup.val_videos)
                 if setup.val_videos else None)
   steps_per_epoch = setup.steps_per_epoch
-  num_steps = tc.num_steps if tc.num_steps > 0 else tc.epochs * steps_per_epoch
+  num_steps = steps.num_train_steps(config, steps_per_epoch)
+  schedule = steps.learning_rate(config, num_steps)
   eval_every = tc.eval_every_steps if tc.eval_every_steps > 0 else steps_per_epoch
   ckpt_every = tc.checkpoint_every_steps if tc.checkpoint_every_steps > 0 else eval_every
 
@@ -262,7 +263,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
         log.write(json.dumps(mean) + "\n")
         log.flush()
         board.write(step, {f"train/{k}": v for k, v in mean.items() if k != "step"}
-                    | {"train/learning_rate": tc.learning_rate})
+                    | {"train/learning_rate": float(schedule(step) if callable(schedule)
+                                                    else schedule)})
         bar.set_postfix(loss=f"{mean['loss']:.4f}", cubes_s=f"{cubes_per_s:.1f}")
         window_metrics, window_start = [], time.perf_counter()
       if step % eval_every == 0 or step == num_steps:
