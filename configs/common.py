@@ -41,8 +41,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.kv_stride = (2, 2, 2)
   c.model.mlp_ratio = 4
   c.model.head_width = 64
-  c.model.conv_impl = "native"       # native | im2col
-  c.model.first_conv_impl = "im2col"  # the 1-3 channel input conv: im2col is faster on XLA:CPU
+  # auto: onnxruntime's MLAS convolution on one CPU device (2-3x XLA:CPU's; models/ort_conv.py),
+  # lax.conv elsewhere | native | im2col | onnxruntime. All compute the same math.
+  c.model.conv_impl = "auto"
+  c.model.first_conv_impl = "auto"   # the 1-3 channel input conv (im2col beats native on XLA:CPU)
   c.model.depthwise_impl = "shift"   # shift | grouped (grouped is ~9x slower on XLA:CPU)
   c.model.ssmctb = False             # 3D SSMCTB in place of the penultimate trunk conv (v2+SSMCTB)
   c.model.ssmctb_weight = 0.1        # λ of its Huber reconstruction loss

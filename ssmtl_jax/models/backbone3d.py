@@ -41,7 +41,10 @@ class Trunk3D(nn.Module):
         if self.ssmctb and n == num_convs - 2:
           # 3D SSMCTB in place of the penultimate conv (DESIGN §3): it keeps its input's
           # channels and brings its own ReLU; its reconstruction loss is sown for the step.
-          x, loss = ssmctb.SSMCTB3D(conv_impl=self.conv_impl, dtype=self.dtype, name="ssmctb")(x)
+          # Its masked conv is dilated, which the callback lowering does not cover; im2col is
+          # the faster of the two it has on CPU.
+          masked_impl = self.conv_impl if self.conv_impl in ssmctb.MASKED_CONV_IMPLS else "im2col"
+          x, loss = ssmctb.SSMCTB3D(conv_impl=masked_impl, dtype=self.dtype, name="ssmctb")(x)
           self.sow("losses", "ssmctb_reconstruction", loss)
         else:
           impl = self.first_conv_impl if n == 0 else self.conv_impl
