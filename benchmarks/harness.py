@@ -57,6 +57,21 @@ def compiled_gflop(compiled) -> float:
   return float(cost.get("flops", float("nan"))) / 1e9 if cost else float("nan")
 
 
+def math_gflop(config, batch_size: int, lower: Callable[..., Any]) -> float:
+  """GFLOP of one call of a step with every convolution lowered by lax.conv.
+
+  XLA's cost analysis cannot see into host callbacks (the onnxruntime conv lowering), so a
+  compiled step that uses them reports only the rest; the math is the same in every lowering, so
+  the count of the lax.conv build is the step's. `lower(*model_and_batch(...))`
+  returns the lowered step.
+  """
+  import copy  # pylint: disable=g-import-not-at-top
+  native = copy.deepcopy(config)
+  with native.unlocked():
+    native.model.conv_impl = native.model.first_conv_impl = "native"
+  return compiled_gflop(lower(*model_and_batch(native, batch_size)).compile())
+
+
 def device_fields() -> dict[str, Any]:
   d = jax.devices()[0]
   return {"device": d.device_kind, "backend": jax.default_backend(),
@@ -108,7 +123,9 @@ def use_detector(config, spec: str) -> None:
 
 
 def config_fields(config) -> dict[str, Any]:
+  from ssmtl_jax.models import layers  # pylint: disable=g-import-not-at-top
   m = config.model
   return {"crop": config.prep.crop_size, "trunk": m.trunk, "embed_dim": m.embed_dim,
           "cvt_blocks": m.cvt_blocks, "cvt_heads": m.cvt_heads, "tasks": list(config.tasks),
-          "dtype": m.dtype}
+          "dtype": m.dtype, "conv_impl": layers.resolve_conv_impl(m.conv_impl),
+          "first_conv_impl": layers.resolve_conv_impl(m.first_conv_impl)}

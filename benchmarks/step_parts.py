@@ -1,6 +1,6 @@
 """Forward+backward time of the parts of the published v2 network at the step's view batch (64).
 
-  python benchmarks/step_parts.py [trunk backbone cvt dec cls]
+  python benchmarks/step_parts.py [trunk backbone cvt dec cls] [--conv_impl=onnxruntime]
 
 Prints ms, GFLOP (XLA cost analysis) and GFLOP/s per part: where the train step's time goes.
 """
@@ -29,9 +29,11 @@ def time_module(name, mod, x):
     t = bench(g, v['params'], x)
     print(f"{name:20s} {t*1e3:8.0f} ms  {fl/1e9:7.1f} GFLOP  {fl/t/1e9:6.1f} GF/s", flush=True)
 x = jnp.asarray(np.random.rand(B,7,64,64,1), jnp.float32)
-which = sys.argv[1:] or ['trunk','backbone','cvt','dec','cls']
-if 'trunk' in which: time_module('trunk', backbone3d.Trunk3D(backbone3d.TRUNKS['deep_wide']), x)
-if 'backbone' in which: time_module('backbone', backbone3d.Backbone(), x)
+impl = next((a.split('=')[1] for a in sys.argv[1:] if a.startswith('--conv_impl=')), 'native')
+which = [a for a in sys.argv[1:] if not a.startswith('--')] or ['trunk','backbone','cvt','dec','cls']
+first = 'im2col' if impl == 'native' else impl
+if 'trunk' in which: time_module('trunk', backbone3d.Trunk3D(backbone3d.TRUNKS['deep_wide'], conv_impl=impl, first_conv_impl=first), x)
+if 'backbone' in which: time_module('backbone', backbone3d.Backbone(conv_impl=impl, first_conv_impl=first), x)
 f = jnp.asarray(np.random.rand(B,7,8,8,192), jnp.float32)
 if 'cvt' in which: time_module('cvt3x12', cvt.CvTStack(num_blocks=3, num_heads=12), f)
 h = jnp.asarray(np.random.rand(B//4,8,8,192), jnp.float32)

@@ -11,6 +11,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from ssmtl_jax.models import ort_conv
@@ -120,10 +121,19 @@ class DepthwiseConv3D(nn.Module):
           x, kernel, self.strides, "SAME",
           dimension_numbers=("NDHWC", "DHWIO", "NDHWC"), feature_group_count=c)
     taps = kernel.reshape(-1, c)
-    y = sum(win * taps[n] for n, win in enumerate(_shifted_windows(x, self.kernel_size)))
-    # A strided 'SAME' conv equals the stride-1 result subsampled at these offsets.
-    starts = [_strided_start(x.shape[1 + d], self.kernel_size[d], self.strides[d]) for d in range(3)]
-    return y[:, starts[0]::self.strides[0], starts[1]::self.strides[1], starts[2]::self.strides[2], :]
+    # Each tap reads the padded input at the output grid's stride directly: a strided K/V
+    # projection computes only the positions it keeps (1/8 of them at stride 2).
+    b, *sizes, _ = x.shape
+    outs = [-(-n // s) for n, s in zip(sizes, self.strides)]
+    starts = [_strided_start(n, k, s) for n, k, s in zip(sizes, self.kernel_size, self.strides)]
+    xp = jnp.pad(x, [(0, 0), *_same_pads(self.kernel_size), (0, 0)])
+    y = 0
+    for n, (a, i, j) in enumerate(np.ndindex(*self.kernel_size)):
+      lo = [st + off for st, off in zip(starts, (a, i, j))]
+      hi = [l + (o - 1) * s + 1 for l, o, s in zip(lo, outs, self.strides)]
+      win = lax.slice(xp, (0, *lo, 0), (b, *hi, c), (1, *self.strides, 1))
+      y = y + win * taps[n]
+    return y
 
 
 def _strided_start(size: int, k: int, s: int) -> int:
