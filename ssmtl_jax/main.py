@@ -13,6 +13,7 @@ from absl import logging
 from absl import flags
 from ml_collections import config_flags
 
+from ssmtl_jax import host_memory
 from ssmtl_jax import pipeline
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
@@ -42,6 +43,10 @@ def main(argv):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.default_backend() == "cpu":
+    # XLA:CPU buffers (and host-callback convs) reuse freed pages instead of faulting in new ones.
+    host_memory.retain_freed_memory()
   pipeline.run(_CONFIG.value, _WORKDIR.value, _MODE.value, video=_VIDEO.value,
                checkpoint=_CHECKPOINT.value)
 
