@@ -1,6 +1,6 @@
 """Stride-1 'SAME' 3D convolution for XLA:CPU, run by onnxruntime's MLAS kernels.
 
-XLA:CPU lowers 3D convolutions to loops that reach 15-60 GFLOP/s on our 2-core dev machine, a
+XLA:CPU runs our 3D convolutions (forward + backward) at 20-110 GFLOP/s on our 2-core dev machine, a
 fraction of its own matmul rate (benchmarks/RESULTS.md); onnxruntime, already a dependency for the
 detectors, ships MLAS, whose im2col + AVX-512 GEMM convolution runs the same shapes at 100-150
 GFLOP/s. This module wraps it as a differentiable JAX function for the CPU backend:
@@ -63,12 +63,20 @@ def _session(kernel: tuple[int, int, int]):
       # Each call hands activation-sized arrays between XLA and the host: keep their pages.
       host_memory.retain_freed_memory()
       opts = ort.SessionOptions()
-      opts.intra_op_num_threads = int(os.environ.get("SSMTL_ORT_THREADS", os.cpu_count() or 1))
+      # One thread per usable core; the thread count fixes MLAS's work split, hence the bits.
+      opts.intra_op_num_threads = _usable_cores()
       opts.inter_op_num_threads = 1
       opts.log_severity_level = 3
       _sessions[kernel] = ort.InferenceSession(_conv_model(kernel), opts,
                                                providers=["CPUExecutionProvider"])
     return _sessions[kernel]
+
+
+def _usable_cores() -> int:
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
 
 
 def _host_conv(x: np.ndarray, w: np.ndarray) -> np.ndarray:
