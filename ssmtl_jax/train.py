@@ -213,7 +213,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   print(f"training on {len(train_source)} cubes from {len(setup.train_videos)} videos, "
         f"validating on {len(val_source) if val_source else 0} cubes from "
         f"{len(setup.val_videos)} videos; {num_steps} steps of batch {tc.batch_size} "
-        f"({steps_per_epoch} steps/epoch) on {jax.device_count()} {jax.default_backend()} device(s), "
+        f"({steps_per_epoch} steps/epoch) on {jax.device_count()} {jax.default_backend()} "
+        f"device(s), "
         f"3D convs: {layers.resolve_conv_impl(config.model.conv_impl)}", flush=True)
 
   replicated = sharding.replicated(setup.mesh)

@@ -100,7 +100,7 @@ def test_single_cpu_device_trains_with_the_onnxruntime_lowering(prepared, tmp_pa
 
 
 def test_retain_freed_memory_takes_effect_on_glibc():
-  if not sys.platform.startswith("linux"):
-    pytest.skip("glibc malloc settings apply on Linux only")
-  assert host_memory.retain_freed_memory() is True
-  assert host_memory.retain_freed_memory() is True  # idempotent
+  # On glibc (Linux) the settings take; elsewhere the call is a documented no-op.
+  want = sys.platform.startswith("linux")
+  assert host_memory.retain_freed_memory() is want
+  assert host_memory.retain_freed_memory() is want  # idempotent

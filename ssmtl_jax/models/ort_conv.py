@@ -1,7 +1,7 @@
 """Stride-1 'SAME' 3D convolution for XLA:CPU, run by onnxruntime's MLAS kernels.
 
-XLA:CPU runs our 3D convolutions (forward + backward) at 20-110 GFLOP/s on our 2-core dev machine, a
-fraction of its own matmul rate (benchmarks/RESULTS.md); onnxruntime, already a dependency for the
+XLA:CPU runs our 3D convolutions (forward + backward) at 20-110 GFLOP/s on our 2-core dev
+machine, a fraction of its own matmul rate (benchmarks/RESULTS.md); onnxruntime, already a dependency for the
 detectors, ships MLAS, whose im2col + AVX-512 GEMM convolution runs the same shapes at 100-150
 GFLOP/s. This module wraps it as a differentiable JAX function for the CPU backend:
 
@@ -85,7 +85,8 @@ def _host_conv(x: np.ndarray, w: np.ndarray) -> np.ndarray:
   return _session(tuple(w.shape[:3])).run(None, {"x": x, "w": w})[0]
 
 
-def _flat_rows(a: np.ndarray, pads: tuple[int, int, int]) -> tuple[np.ndarray, int, tuple[int, int]]:
+def _flat_rows(a: np.ndarray,
+               pads: tuple[int, int, int]) -> tuple[np.ndarray, int, tuple[int, int]]:
   """`[B, T, H, W, C]` -> `[rows, C]`, each of T, H, W followed by its pad of zeros.
 
   Returns the matrix, the row of element (0, 0, 0, 0) and the row strides of t and h. With the
@@ -123,16 +124,17 @@ def _host_weight_grad(x: np.ndarray, dy: np.ndarray, kernel: tuple[int, int, int
 
 def _weight_grad_chunk(x: np.ndarray, dy: np.ndarray, kernel: tuple[int, int, int]) -> np.ndarray:
   pads = tuple(k // 2 for k in kernel)
-  xs, margin, (st, sh) = _flat_rows(x, pads)
-  gs, g0, _ = _flat_rows(dy, pads)
-  rows = gs.shape[0] - 2 * g0
-  g = gs[g0:g0 + rows]  # garbage-free: dy is zero on every separator row
+  xs, _, (st, sh) = _flat_rows(x, pads)
+  gs, margin, _ = _flat_rows(dy, pads)
+  rows = gs.shape[0] - 2 * margin
+  g = gs[margin:margin + rows]  # garbage-free: dy is zero on every separator row
   kt, kh, kw = kernel
   # The kw taps side by side in channels (3x the input, not 27x): one GEMM per (kt, kh), each
   # over a contiguous row range of `xw`, so no further copies.
+  # Row `margin` holds element (0, 0, 0, 0), so the tap (-pt, -ph, -pw) of output row 0 is row
+  # margin - (pt * st + ph * sh + pw) = 0: tap (a, i, j) of output row r is row r + a*st + i*sh + j.
   span = rows + (kt - 1) * st + (kh - 1) * sh
-  base = margin - pads[0] * st - pads[1] * sh - pads[2]
-  xw = np.concatenate([xs[base + j:base + j + span] for j in range(kw)], axis=1)
+  xw = np.concatenate([xs[j:j + span] for j in range(kw)], axis=1)
   c, o = x.shape[-1], dy.shape[-1]
   dw = np.empty((kt, kh, kw, c, o), np.float32)
   for a in range(kt):
