@@ -1,6 +1,6 @@
-"""Each 3x3x3 conv of the published v2 trunk alone, lax.conv against the onnxruntime lowering
-(models/ort_conv.py): relative error of the output and both gradients, forward and
-forward+backward ms (median of 3 after a warm-up) and effective GFLOP/s.
+"""Each 3x3x3 conv of the published v2 trunk alone, lax.conv against the host lowerings
+(models/host_conv.py: OpenVINO, onnxruntime): largest relative error of the output and both
+gradients, forward and forward+backward ms (median of 3 after a warm-up) and GFLOP/s.
 
   python benchmarks/conv_layers.py [--batch=16]
 """
@@ -15,7 +15,7 @@ from jax import lax
 
 from harness import bench
 from ssmtl_jax import host_memory
-from ssmtl_jax.models import ort_conv
+from ssmtl_jax.models import host_conv
 
 
 def native(x, w):
@@ -35,11 +35,16 @@ def main():
     probe = native(x, w)
     loss = lambda f: (lambda x, w: jnp.sum(f(x, w) * probe))
     want = jax.grad(loss(native), argnums=(0, 1))(x, w)
-    got = jax.grad(loss(ort_conv.conv3d_same), argnums=(0, 1))(x, w)
-    errs = [float(jnp.max(jnp.abs(a - r)) / jnp.max(jnp.abs(r)))
-            for a, r in [(ort_conv.conv3d_same(x, w), probe), *zip(got, want)]]
+    impls = {"native": native}
+    for backend in host_conv.BACKENDS:
+      impls[backend] = lambda x, w, backend=backend: host_conv.conv3d_same(x, w, backend)
+    errs = []
+    for backend in host_conv.BACKENDS:
+      got = jax.grad(loss(impls[backend]), argnums=(0, 1))(x, w)
+      errs += [float(jnp.max(jnp.abs(a - r)) / jnp.max(jnp.abs(r)))
+               for a, r in [(impls[backend](x, w), probe), *zip(got, want)]]
     line = [f"B{b} {h}x{h} {c:3d}->{o:3d} err {max(errs):.0e}"]
-    for name, f in (("native", native), ("onnxruntime", ort_conv.conv3d_same)):
+    for name, f in impls.items():
       tf = bench(jax.jit(f), x, w)
       tb = bench(jax.jit(jax.grad(loss(f), argnums=(0, 1))), x, w)
       line.append(f"{name} fwd {tf * 1e3:5.0f} ms, fwd+bwd {tb * 1e3:5.0f} ms "

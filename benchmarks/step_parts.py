@@ -1,6 +1,6 @@
 """Forward+backward time of the parts of the published v2 network at the step's view batch (64).
 
-  python benchmarks/step_parts.py [trunk backbone cvt dec cls] [--conv_impl=onnxruntime]
+  python benchmarks/step_parts.py [trunk backbone cvt dec cls] [--conv_impl=openvino|onnxruntime]
 
 Prints ms, GFLOP (XLA cost analysis) and GFLOP/s per part: where the train step's time goes.
 """
@@ -31,7 +31,7 @@ def time_module(name, mod, x):
 x = jnp.asarray(np.random.rand(B,7,64,64,1), jnp.float32)
 impl = next((a.split('=')[1] for a in sys.argv[1:] if a.startswith('--conv_impl=')), 'native')
 which = [a for a in sys.argv[1:] if not a.startswith('--')] or ['trunk','backbone','cvt','dec','cls']
-first = 'im2col' if impl == 'native' else impl
+first = 'im2col' if impl == 'native' else 'onnxruntime'
 if 'trunk' in which: time_module('trunk', backbone3d.Trunk3D(backbone3d.TRUNKS['deep_wide'], conv_impl=impl, first_conv_impl=first), x)
 if 'backbone' in which: time_module('backbone', backbone3d.Backbone(conv_impl=impl, first_conv_impl=first), x)
 f = jnp.asarray(np.random.rand(B,7,8,8,192), jnp.float32)

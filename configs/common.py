@@ -41,10 +41,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.kv_stride = (2, 2, 2)
   c.model.mlp_ratio = 4
   c.model.head_width = 64
-  # auto: onnxruntime's MLAS convolution on one CPU device (2-3x XLA:CPU's; models/ort_conv.py),
-  # lax.conv elsewhere | native | im2col | onnxruntime. All compute the same math.
+  # auto: on one CPU device a host library's convolution (models/host_conv.py): OpenVINO's
+  # (oneDNN), 2-5x XLA:CPU's; lax.conv elsewhere | native | im2col | openvino | onnxruntime.
+  # All compute the same math.
   c.model.conv_impl = "auto"
-  c.model.first_conv_impl = "auto"   # the 1-3 channel input conv (im2col beats native on XLA:CPU)
+  c.model.first_conv_impl = "auto"   # the 1-3 channel input conv (auto on one CPU: onnxruntime)
   c.model.depthwise_impl = "shift"   # shift | grouped (grouped is ~9x slower on XLA:CPU)
   c.model.ssmctb = False             # 3D SSMCTB in place of the penultimate trunk conv (v2+SSMCTB)
   c.model.ssmctb_weight = 0.1        # λ of its Huber reconstruction loss

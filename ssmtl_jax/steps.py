@@ -44,7 +44,7 @@ def build_model(config, tasks: Sequence[tasks_lib.base.Task], channels: int) -> 
   backbone = dict(trunk=m.trunk, embed_dim=m.embed_dim, cvt_blocks=m.cvt_blocks,
                   cvt_heads=m.cvt_heads, cvt_mode=m.cvt_mode, kv_stride=tuple(m.kv_stride),
                   mlp_ratio=m.mlp_ratio, conv_impl=layers.resolve_conv_impl(m.conv_impl),
-                  first_conv_impl=layers.resolve_conv_impl(m.first_conv_impl),
+                  first_conv_impl=layers.resolve_conv_impl(m.first_conv_impl, first_layer=True),
                   depthwise_impl=m.depthwise_impl, ssmctb=m.ssmctb)
   specs = tuple((t.name, t.head_kind, t.num_outputs(channels)) for t in tasks)
   return ssmtl.SSMTLModel(head_specs=specs, backbone=backbone, head_width=m.head_width,

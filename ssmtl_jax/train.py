@@ -215,7 +215,9 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
         f"{len(setup.val_videos)} videos; {num_steps} steps of batch {tc.batch_size} "
         f"({steps_per_epoch} steps/epoch) on {jax.device_count()} {jax.default_backend()} "
         f"device(s), "
-        f"3D convs: {layers.resolve_conv_impl(config.model.conv_impl)}", flush=True)
+        f"3D convs: {layers.resolve_conv_impl(config.model.conv_impl)} "
+        f"(input conv: {layers.resolve_conv_impl(config.model.first_conv_impl, True)})",
+        flush=True)
 
   replicated = sharding.replicated(setup.mesh)
   train_step = jax.jit(steps.make_train_step(setup.model, setup.tasks, setup.tx, setup.weights),

@@ -14,23 +14,32 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ssmtl_jax.models import ort_conv
+from ssmtl_jax.models import host_conv
 
-CONV_IMPLS = ("native", "im2col", "onnxruntime")
+HOST_CONV_IMPLS = host_conv.BACKENDS
+CONV_IMPLS = ("native", "im2col", *HOST_CONV_IMPLS)
 DEPTHWISE_IMPLS = ("grouped", "shift")
 
 
-def resolve_conv_impl(impl: str) -> str:
-  """`auto` -> the fastest same-math lowering here: onnxruntime's convolution on a single CPU
-  device (models/ort_conv.py), lax.conv on GPU / TPU and on sharded CPU meshes. Checks that an
-  explicit `onnxruntime` runs where it can. Other names pass through unchanged."""
+def resolve_conv_impl(impl: str, first_layer: bool = False) -> str:
+  """`auto` -> the fastest same-math lowering here, lax.conv on GPU / TPU and on sharded CPU
+  meshes; on a single CPU device a host library's convolution (models/host_conv.py): OpenVINO's
+  (oneDNN), except for the 1-channel input conv (`first_layer`), where onnxruntime's MLAS is the
+  faster (benchmarks/RESULTS.md). Checks that an explicit host lowering can run here. Other names
+  pass through unchanged."""
   cpu_single = jax.default_backend() == "cpu" and jax.device_count() == 1
   if impl == "auto":
-    return "onnxruntime" if cpu_single else "native"
-  if impl == "onnxruntime" and not cpu_single:
-    raise ValueError(
-        f"model.conv_impl='onnxruntime' runs on one CPU device (a host callback); this process "
-        f"sees {jax.device_count()} {jax.default_backend()} device(s): use 'auto' or 'native'")
+    if not cpu_single:
+      return "native"
+    return "openvino" if not first_layer and host_conv.available("openvino") else "onnxruntime"
+  if impl in HOST_CONV_IMPLS:
+    if not cpu_single:
+      raise ValueError(
+          f"model.conv_impl={impl!r} runs on one CPU device (a host callback); this process "
+          f"sees {jax.device_count()} {jax.default_backend()} device(s): use 'auto' or 'native'")
+    if not host_conv.available(impl):
+      raise ValueError(f"model.conv_impl={impl!r} needs the {impl} package (pip install {impl}); "
+                       f"'auto' falls back to what is installed")
   return impl
 
 
@@ -56,8 +65,8 @@ class Conv3D(nn.Module):
     kernel_size: `(kt, kh, kw)`.
     use_bias: add a bias (off when a BatchNorm follows).
     impl: `native` (lax.conv), `im2col` (gather the taps into channels, one matmul), or
-      `onnxruntime` (CPU only: onnxruntime's MLAS convolution through a host callback, 2-3x
-      faster than XLA:CPU's for fwd+bwd; models/ort_conv.py). im2col wins over native on CPU when
+      `openvino` / `onnxruntime` (CPU only: that library's convolution through a host callback,
+      2-5x faster than XLA:CPU's for fwd+bwd; models/host_conv.py). im2col wins over native when
       the input has few channels (the first trunk layer): a 1-channel 3D conv is a 27-wide matmul
       that XLA:CPU's conv emitter handles poorly.
     dtype: compute dtype (params stay float32).
@@ -77,8 +86,9 @@ class Conv3D(nn.Module):
                         (*self.kernel_size, cin, self.features), jnp.float32)
     x = x.astype(self.dtype)
     kernel = kernel.astype(self.dtype)
-    if self.impl == "onnxruntime":
-      y = ort_conv.conv3d_same(x.astype(jnp.float32), kernel.astype(jnp.float32)).astype(self.dtype)
+    if self.impl in HOST_CONV_IMPLS:
+      y = host_conv.conv3d_same(x.astype(jnp.float32), kernel.astype(jnp.float32),
+                                self.impl).astype(self.dtype)
     elif self.impl == "native":
       y = lax.conv_general_dilated(
           x, kernel, (1, 1, 1), _same_pads(self.kernel_size),
