@@ -46,6 +46,21 @@ def test_values_and_gradients_match_lax_conv(shape, kernel, out, backend):
     np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-4)
 
 
+def test_pure_callback_fallback_computes_the_same(monkeypatch):
+  # Without JAX's private FFI callback emitter the host calls go through jax.pure_callback.
+  monkeypatch.setattr(host_conv, "_emit_python_callback", None)
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(rng.normal(size=(2, 5, 6, 6, 6)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(3, 3, 3, 6, 4)), jnp.float32)
+  loss = lambda f: (lambda x, w: jnp.sum(f(x, w) ** 2))
+  conv = lambda x, w: host_conv.conv3d_same(x, w, "onnxruntime")
+  assert "pure_callback" in str(jax.make_jaxpr(conv)(x, w))
+  got = jax.jit(jax.grad(loss(conv), argnums=(0, 1)))(x, w)
+  want = jax.grad(loss(_native), argnums=(0, 1))(x, w)
+  for g, r in zip(got, want):
+    np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-3)
+
+
 @pytest.mark.parametrize("channels", [2, 6])  # the im2col and the 9-GEMM weight gradient
 def test_weight_gradient_sees_every_border(channels):
   # dy nonzero only at the corners: every tap that reads across a border must hit a zero.
