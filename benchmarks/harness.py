@@ -60,7 +60,7 @@ def compiled_gflop(compiled) -> float:
 def math_gflop(config, batch_size: int, lower: Callable[..., Any]) -> float:
   """GFLOP of one call of a step with every convolution lowered by lax.conv.
 
-  XLA's cost analysis cannot see into host callbacks (the onnxruntime conv lowering), so a
+  XLA's cost analysis cannot see into host callbacks (the host conv lowerings), so a
   compiled step that uses them reports only the rest; the math is the same in every lowering, so
   the count of the lax.conv build is the step's. `lower(*model_and_batch(...))`
   returns the lowered step.

@@ -7,8 +7,8 @@ Same method as configs/ped2_v2.py with a smaller, faster setting: 32x32 crops, a
 one CvT block, narrow heads, training cubes from every 4th frame and test scores at every 2nd
 frame (the frames between are interpolated); 20 epochs, the papers' count (the validation loss
 still fell at the last step of the 5- and 10-epoch runs, and again of the 20-epoch one).
-Measured on a 2-core CPU (3D convs through onnxruntime, model.conv_impl=auto): 72 min 31 s in
-all, micro AUC 83.7 %, macro 95.1 % (benchmarks/RESULTS.md).
+Measured on a 2-core CPU (model.conv_impl=auto, 3D convs through OpenVINO): 60 min 11 s in all,
+micro AUC 83.5 %, macro 95.3 % (benchmarks/RESULTS.md, run 4).
 Published (GPU, full size): SSMTL micro AUC 97.5, macro 99.8.
 """
 
