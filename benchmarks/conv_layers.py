@@ -2,7 +2,10 @@
 (models/host_conv.py: OpenVINO, onnxruntime): largest relative error of the output and both
 gradients, forward and forward+backward ms (median of 3 after a warm-up) and GFLOP/s.
 
-  python benchmarks/conv_layers.py [--batch=16]
+  python benchmarks/conv_layers.py [--batch=16] [--trunk=ped2_v2|ped2_cpu]
+
+--trunk=ped2_cpu: the convs of configs/ped2_cpu.py's trunk (32x32 crops, 16/32/64 channels);
+its train step's view batch is 256.
 """
 import sys
 
@@ -23,12 +26,21 @@ def native(x, w):
                                   dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
 
 
+# (frames, side, in, out) of each 3x3x3 trunk conv.
+TRUNK_CONVS = {
+    "ped2_v2": [(7, 64, 1, 32), (7, 64, 32, 32), (7, 32, 32, 64), (7, 32, 64, 64),
+                (7, 16, 64, 128), (7, 16, 128, 128)],
+    "ped2_cpu": [(7, 32, 1, 16), (7, 16, 16, 32), (7, 8, 32, 64)],
+}
+
+
 def main():
   host_memory.retain_freed_memory()
-  b = next((int(a.split("=")[1]) for a in sys.argv[1:] if a.startswith("--batch=")), 16)
+  flag = lambda name, default: next(
+      (a.split("=")[1] for a in sys.argv[1:] if a.startswith(f"--{name}=")), default)
+  b = int(flag("batch", 16))
   rng = np.random.default_rng(0)
-  for t, h, c, o in [(7, 64, 1, 32), (7, 64, 32, 32), (7, 32, 32, 64), (7, 32, 64, 64),
-                     (7, 16, 64, 128), (7, 16, 128, 128)]:
+  for t, h, c, o in TRUNK_CONVS[flag("trunk", "ped2_v2")]:
     x = jnp.asarray(rng.normal(size=(b, t, h, h, c)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(3, 3, 3, c, o)) * 0.1, jnp.float32)
     flops = 2 * b * t * h * h * c * o * 27

@@ -16,8 +16,8 @@ matrix, every axis followed by zero separators, so that each kernel tap is a *co
 offset into that matrix: the 27 taps become 9 GEMMs `[3C, rows] x [rows, O]`, with no im2col copy
 of 27x the input (a 27-tap im2col only where C is tiny, e.g. the 1-channel input conv).
 
-Every call runs on the host through `jax.pure_callback`, so this is a CPU-only lowering
-(`conv_impl="openvino"` or `"onnxruntime"`); GPU and TPU keep `lax.conv`. Results match `lax.conv`
+Every call runs on the host through XLA's CPU host-callback mechanism, so this is a CPU-only
+lowering (`conv_impl="openvino"` or `"onnxruntime"`); GPU and TPU keep `lax.conv`. Results match `lax.conv`
 to float32 rounding (tested), and repeated calls are bit-identical, so checkpoints move freely
 between lowerings.
 """
@@ -132,14 +132,13 @@ def _openvino_conv(x: np.ndarray, w: np.ndarray) -> np.ndarray:
   request, lock = _cached(("openvino", x.shape, w.shape), lambda: _openvino_request(x, w))
   # One request per shape, used under its lock. Its output buffer is reused by the next call,
   # so the result is copied out (share_outputs=False). The inputs are copied into the request's
-  # own tensors (share_inputs=False): XLA's buffers are only 16-byte aligned, and oneDNN reads
-  # them directly 1.2-1.5x slower than it reads its aligned, warm tensors after a 20 ms copy.
+  # own tensors (share_inputs=False): XLA's buffers are only 16-byte aligned, and oneDNN read
+  # them directly slower than it read its aligned, warm tensors plus the copy.
   # (Not a request per thread: XLA's threads enter Python with a fresh thread state per
   # callback, so thread-local requests would be rebuilt, and destroyed, on every call.)
   with lock:
     out = request.infer([x, w], share_inputs=False, share_outputs=False)
   return next(iter(out.values()))
-
 
 
 def _openvino_request(x: np.ndarray, w: np.ndarray):
@@ -238,8 +237,8 @@ def _weight_grad_chunk(x: np.ndarray, dy: np.ndarray, kernel: tuple[int, int, in
 # ---- calling the host from jitted code ---------------------------------------------------------
 
 # jax.pure_callback hands its callback jax Arrays made by device_put, that is, a copy of every
-# operand into freshly allocated memory first: 100-450 ms for a 235 MB activation on our dev VM
-# (page faults), about as long as the convolution itself. The primitive below lowers through the
+# operand into freshly allocated memory first; for an activation-sized operand on our dev VM
+# (page faults) that took up to as long as the convolution itself. The primitive below lowers through the
 # same XLA FFI host callback but hands over read-only numpy views of XLA's operand buffers.
 # It uses a private JAX function; where that is missing, pure_callback does the same job slower.
 try:
@@ -285,7 +284,8 @@ mlir.register_lowering(_host_call_p, _host_call_lowering, platform="cpu")
 
 
 def _host_call(op: str, x, y, backend: str = "", kernel: tuple[int, int, int] = (0, 0, 0)):
-  """Runs `_HOST_OPS[op]` on the host from jitted code: conv(x, w) or weight_grad(x, dy)."""
+  """Runs `op` on the host from jitted code: "conv" (x, w, backend) or "weight_grad" (x, dy,
+  kernel)."""
   if _emit_python_callback is not None:
     return _host_call_p.bind(x, y, op=op, backend=backend, kernel=kernel)
   out = jax.ShapeDtypeStruct(_host_call_shape(x, y, op, kernel), jnp.float32)

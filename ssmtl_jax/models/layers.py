@@ -24,8 +24,9 @@ DEPTHWISE_IMPLS = ("grouped", "shift")
 def resolve_conv_impl(impl: str, first_layer: bool = False) -> str:
   """`auto` -> the fastest same-math lowering here, lax.conv on GPU / TPU and on sharded CPU
   meshes; on a single CPU device a host library's convolution (models/host_conv.py): OpenVINO's
-  (oneDNN), except for the 1-channel input conv (`first_layer`), where onnxruntime's MLAS is the
-  faster (benchmarks/RESULTS.md). Checks that an explicit host lowering can run here. Other names
+  (oneDNN), except for the 1-channel input conv (`first_layer`): onnxruntime's MLAS, picked on a
+  development measurement that benchmarks/conv_layers.py does not reproduce (benchmarks/RESULTS.md;
+  OpenVINO there too is the next thing to try). Checks that an explicit host lowering can run here. Other names
   pass through unchanged."""
   cpu_single = jax.default_backend() == "cpu" and jax.device_count() == 1
   if impl == "auto":
