@@ -1,6 +1,6 @@
 """Forward+backward time of the parts of the published v2 network at the step's view batch (64).
 
-  python benchmarks/step_parts.py [trunk backbone cvt dec cls] [--conv_impl=openvino|onnxruntime]
+  python benchmarks/step_parts.py [trunk backbone cvt dec cls cvt_parts] [--conv_impl=openvino|onnxruntime]
 
 Prints ms, GFLOP (XLA cost analysis) and GFLOP/s per part: where the train step's time goes.
 """
@@ -10,7 +10,8 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from ssmtl_jax.models import backbone3d, cvt, heads
+import flax.linen as nn
+from ssmtl_jax.models import backbone3d, cvt, heads, layers
 def bench(f, *a, n=2):
     r = f(*a); jax.block_until_ready(r)
     ts=[]
@@ -39,3 +40,50 @@ if 'cvt' in which: time_module('cvt3x12', cvt.CvTStack(num_blocks=3, num_heads=1
 h = jnp.asarray(np.random.rand(B//4,8,8,192), jnp.float32)
 if 'dec' in which: time_module('decoder(B/4)', heads.DecoderHead(1), h)
 if 'cls' in which: time_module('classifier(B/4)', heads.ClassifierHead(2), h)
+
+
+class _Attention(nn.Module):
+  """The attention core of one CvT block (after the Q/K/V projections)."""
+  @nn.compact
+  def __call__(self, x, train):
+    b, t, h, w, d = x.shape
+    x = x * self.param("scale", nn.initializers.ones, ())  # a parameter to differentiate
+    q = x.reshape(b, -1, 12, 16)
+    kv = x[:, ::2, ::2, ::2].reshape(b, -1, 12, 16)
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, kv) / 4.0
+    attn = jax.nn.softmax(logits, axis=-1)
+    return jnp.einsum("bhqk,bkhd->bqhd", attn, kv).reshape(b, t, h, w, d)
+
+
+class _Mlp(nn.Module):
+  @nn.compact
+  def __call__(self, x, train):
+    y = nn.LayerNorm()(x)
+    return nn.Dense(192)(nn.gelu(nn.Dense(768)(y)))
+
+
+class _Projections(nn.Module):
+  """Q, K, V: depthwise conv (+ BN + Dense), the K/V ones strided."""
+  @nn.compact
+  def __call__(self, x, train):
+    q = cvt.ConvProjection(192, (1, 1, 1), "shift", jnp.float32)(x, train)
+    k = cvt.ConvProjection(192, (2, 2, 2), "shift", jnp.float32)(x, train)
+    v = cvt.ConvProjection(192, (2, 2, 2), "shift", jnp.float32)(x, train)
+    return q.sum() + k.sum() + v.sum()
+
+
+class _Depthwise(nn.Module):
+  strides: tuple
+  @nn.compact
+  def __call__(self, x, train):
+    return layers.DepthwiseConv3D(strides=self.strides)(x)
+
+
+if 'cvt_parts' in which:
+  # One block's pieces at the v2 step's token grid: where the 3 CvT blocks' time goes.
+  time_module('dw stride 1', _Depthwise((1, 1, 1)), f)
+  time_module('dw stride 2', _Depthwise((2, 2, 2)), f)
+  time_module('q/k/v projections', _Projections(), f)
+  time_module('attention core', _Attention(), f)
+  time_module('LN+MLP', _Mlp(), f)
+  time_module('1 block', cvt.CvTStack(num_blocks=1, num_heads=12), f)

@@ -246,7 +246,10 @@ try:
 except ImportError:  # pragma: no cover - another JAX layout
   _emit_python_callback = None
 
-_host_call_p = jax.extend.core.Primitive("ssmtl_host_conv")
+# One primitive per op, so that a profile names them apart (ssmtl_host_conv.N,
+# ssmtl_host_weight_grad.N).
+_HOST_OPS = ("conv", "weight_grad")
+_host_call_p = {op: jax.extend.core.Primitive(f"ssmtl_host_{op}") for op in _HOST_OPS}
 
 
 def _host_function(op: str, backend: str, kernel: tuple[int, int, int]):
@@ -261,13 +264,11 @@ def _host_call_shape(x, y, op, kernel):
   return (*kernel, x.shape[-1], y.shape[-1])
 
 
-@_host_call_p.def_abstract_eval
 def _host_call_abstract(x, y, *, op, backend, kernel):
   del backend
   return jax.core.ShapedArray(_host_call_shape(x, y, op, kernel), jnp.float32)
 
 
-@_host_call_p.def_impl
 def _host_call_eager(x, y, *, op, backend, kernel):
   return jnp.asarray(_host_function(op, backend, kernel)(np.asarray(x), np.asarray(y)))
 
@@ -280,14 +281,18 @@ def _host_call_lowering(ctx, *operands, op, backend, kernel):
   return results
 
 
-mlir.register_lowering(_host_call_p, _host_call_lowering, platform="cpu")
+for _op in _HOST_OPS:
+  _host_call_p[_op].def_abstract_eval(functools.partial(_host_call_abstract, op=_op))
+  _host_call_p[_op].def_impl(functools.partial(_host_call_eager, op=_op))
+  mlir.register_lowering(_host_call_p[_op], functools.partial(_host_call_lowering, op=_op),
+                         platform="cpu")
 
 
 def _host_call(op: str, x, y, backend: str = "", kernel: tuple[int, int, int] = (0, 0, 0)):
   """Runs `op` on the host from jitted code: "conv" (x, w, backend) or "weight_grad" (x, dy,
   kernel)."""
   if _emit_python_callback is not None:
-    return _host_call_p.bind(x, y, op=op, backend=backend, kernel=kernel)
+    return _host_call_p[op].bind(x, y, backend=backend, kernel=kernel)
   out = jax.ShapeDtypeStruct(_host_call_shape(x, y, op, kernel), jnp.float32)
   return jax.pure_callback(_host_function(op, backend, kernel), out, x, y,
                            vmap_method="sequential")

@@ -24,10 +24,10 @@ DEPTHWISE_IMPLS = ("grouped", "shift")
 def resolve_conv_impl(impl: str, first_layer: bool = False) -> str:
   """`auto` -> the fastest same-math lowering here, lax.conv on GPU / TPU and on sharded CPU
   meshes; on a single CPU device a host library's convolution (models/host_conv.py): OpenVINO's
-  (oneDNN), except for the 1-channel input conv (`first_layer`): onnxruntime's MLAS, picked on a
-  development measurement that benchmarks/conv_layers.py does not reproduce (benchmarks/RESULTS.md;
-  OpenVINO there too is the next thing to try). Checks that an explicit host lowering can run here. Other names
-  pass through unchanged."""
+  (oneDNN), except for the 1-channel input conv (`first_layer`): onnxruntime's MLAS. OpenVINO
+  there too made the published-v2 train step slower (19.7 vs 16.6 s) and the ped2_cpu one faster
+  (31.7 vs 29.1 cubes/s), measured the same sitting (benchmarks/RESULTS.md); the v2 step decides.
+  Checks that an explicit host lowering can run here. Other names pass through unchanged."""
   cpu_single = jax.default_backend() == "cpu" and jax.device_count() == 1
   if impl == "auto":
     if not cpu_single:
