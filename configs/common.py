@@ -76,6 +76,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.learning_rate = 1e-3
   c.train.lr_schedule = "constant"  # constant (papers) | cosine (warm-up, then decay to 0)
   c.train.warmup_steps = 0          # linear warm-up of the cosine schedule
+  # > 0: keep an exponential moving average of the weights (and BatchNorm statistics) with this
+  # decay, and validate, select and score it instead of the last iterate. 0 = off (papers).
+  c.train.ema_decay = 0.0
   c.train.val_fraction = 0.15       # whole videos held out for the validation proxy loss
   c.train.eval_every_steps = -1     # -1: once per epoch
   c.train.log_every_steps = 50

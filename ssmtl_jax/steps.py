@@ -26,10 +26,30 @@ class TrainState:
   params: Any
   batch_stats: Any
   opt_state: Any
+  # Exponential moving average of {"params", "batch_stats"} when train.ema_decay > 0, else {}.
+  ema: Any = flax.struct.field(default_factory=dict)
 
   @property
   def variables(self):
+    """The variables to validate, score and checkpoint as the model: the weights' moving
+    average when one is kept (train.ema_decay > 0), else the current weights."""
+    return self.ema or self.live_variables
+
+  @property
+  def live_variables(self):
     return {"params": self.params, "batch_stats": self.batch_stats}
+
+
+def ema_decay_at(decay: float, step: jax.Array) -> jax.Array:
+  """`decay`, warmed up as min(decay, (1 + step) / (10 + step)) (TensorFlow's
+  ExponentialMovingAverage with num_updates): the average forgets the random initialisation
+  within the first few dozen steps instead of carrying it for ~1 / (1 - decay) steps."""
+  step = jnp.asarray(step, jnp.float32)
+  return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def update_ema(ema, variables, decay: jax.Array):
+  return jax.tree.map(lambda e, v: decay * e + (1.0 - decay) * v, ema, variables)
 
 
 def build_tasks(config) -> list[tasks_lib.base.Task]:
@@ -179,9 +199,12 @@ def per_task_losses(model, tasks, variables, batch, rng, train: bool):
   return losses, mutated["batch_stats"] if train else None
 
 
-def make_train_step(model, tasks, tx: optax.GradientTransformation, weights: Mapping[str, float]):
+def make_train_step(model, tasks, tx: optax.GradientTransformation, weights: Mapping[str, float],
+                    ema_decay: float = 0.0):
   """`train_step(state, batch, rng) -> (state, metrics)`; `batch["window"]` is uint8
-  `[B, L, S, S, C]`."""
+  `[B, L, S, S, C]`. With `ema_decay` > 0 (and `state.ema` initialised), the step also updates
+  the moving average of the weights (Polyak averaging: a steadier model to select and score
+  than the last iterate of a constant learning rate)."""
 
   def train_step(state: TrainState, batch: Mapping[str, jax.Array], rng: jax.Array):
     step_rng = jax.random.fold_in(rng, state.step)
@@ -205,8 +228,16 @@ def make_train_step(model, tasks, tx: optax.GradientTransformation, weights: Map
                                      state.params)
     else:
       updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                              batch_stats=new_stats, opt_state=opt_state)
+    new_params = optax.apply_updates(state.params, updates)
+    ema = state.ema
+    if ema_decay > 0:
+      if not ema:
+        raise ValueError("ema_decay > 0 needs a TrainState whose ema was initialised "
+                         "(train.init_state does it when train.ema_decay > 0)")
+      ema = update_ema(ema, {"params": new_params, "batch_stats": new_stats},
+                       ema_decay_at(ema_decay, state.step))
+    new_state = state.replace(step=state.step + 1, params=new_params, batch_stats=new_stats,
+                              opt_state=opt_state, ema=ema)
     metrics = {"loss": total, "l2_grads": optax.tree.norm(grads)}
     metrics.update({f"loss/{k}": v for k, v in means.items()})
     return new_state, metrics

@@ -102,13 +102,25 @@ def init_state(config, model, tasks, tx, batch_shapes, mesh) -> steps.TrainState
   """Initialises by shape first, then allocates replicated on the mesh (STYLE 6)."""
   rng = jax.random.PRNGKey(config.seed)
 
+  decay = check_ema_decay(config.train.ema_decay)
+
   def init():
     variables = steps.init_variables(model, tasks, batch_shapes, rng)
-    return steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                            batch_stats=variables.get("batch_stats", {}),
-                            opt_state=tx.init(variables["params"]))
+    live = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
+    return steps.TrainState(step=jnp.zeros((), jnp.int32), params=live["params"],
+                            batch_stats=live["batch_stats"],
+                            opt_state=tx.init(variables["params"]),
+                            ema=jax.tree.map(jnp.copy, live) if decay > 0 else {})
 
   return jax.jit(init, out_shardings=sharding.replicated(mesh))()
+
+
+def check_ema_decay(decay) -> float:
+  decay = float(decay)
+  if not 0.0 <= decay < 1.0:
+    raise ValueError(f"train.ema_decay={decay}: expected 0 (off) or a decay in (0, 1), "
+                     "e.g. 0.99")
+  return decay
 
 
 def validate(val_step, variables, source, batch_size: int, mesh, rng,
@@ -220,7 +232,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
         flush=True)
 
   replicated = sharding.replicated(setup.mesh)
-  train_step = jax.jit(steps.make_train_step(setup.model, setup.tasks, setup.tx, setup.weights),
+  train_step = jax.jit(steps.make_train_step(setup.model, setup.tasks, setup.tx, setup.weights,
+                                             check_ema_decay(tc.ema_decay)),
                        donate_argnums=(0,), out_shardings=(replicated, replicated))
   val_step = jax.jit(steps.make_val_step(setup.model, setup.tasks, setup.weights),
                      out_shardings=replicated)
