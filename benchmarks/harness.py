@@ -105,9 +105,7 @@ def model_and_batch(config, batch_size: int, seed: int = 0):
   shape = (2 * config.prep.half_window + 1, config.prep.crop_size, config.prep.crop_size, channels)
   rng = jax.random.PRNGKey(seed)
   variables = steps.init_variables(model, tasks, {"window": shape}, rng)
-  state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                           batch_stats=variables["batch_stats"],
-                           opt_state=tx.init(variables["params"]))
+  state = steps.new_train_state(variables, tx)
   state = jax.device_put(state, sharding.replicated(mesh))
   windows = np.random.default_rng(seed).integers(0, 256, (batch_size, *shape), dtype=np.uint8)
   batch = sharding.to_global({"window": windows}, mesh)

@@ -40,6 +40,14 @@ class TrainState:
     return {"params": self.params, "batch_stats": self.batch_stats}
 
 
+def new_train_state(variables, tx: optax.GradientTransformation, ema: bool = False) -> TrainState:
+  """Step 0 from initialised `variables`; with `ema`, the moving average starts at them."""
+  live = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
+  return TrainState(step=jnp.zeros((), jnp.int32), params=live["params"],
+                    batch_stats=live["batch_stats"], opt_state=tx.init(live["params"]),
+                    ema=jax.tree.map(jnp.copy, live) if ema else {})
+
+
 def ema_decay_at(decay: float, step: jax.Array) -> jax.Array:
   """`decay`, warmed up as min(decay, (1 + step) / (10 + step)) (TensorFlow's
   ExponentialMovingAverage with num_updates): the average forgets the random initialisation

@@ -105,12 +105,8 @@ def init_state(config, model, tasks, tx, batch_shapes, mesh) -> steps.TrainState
   decay = check_ema_decay(config.train.ema_decay)
 
   def init():
-    variables = steps.init_variables(model, tasks, batch_shapes, rng)
-    live = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
-    return steps.TrainState(step=jnp.zeros((), jnp.int32), params=live["params"],
-                            batch_stats=live["batch_stats"],
-                            opt_state=tx.init(variables["params"]),
-                            ema=jax.tree.map(jnp.copy, live) if decay > 0 else {})
+    return steps.new_train_state(steps.init_variables(model, tasks, batch_shapes, rng), tx,
+                                 ema=decay > 0)
 
   return jax.jit(init, out_shardings=sharding.replicated(mesh))()
 

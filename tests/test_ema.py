@@ -23,10 +23,7 @@ def _state_and_step(config, ema: bool, ema_decay: float):
   model = steps.build_model(config, tasks, 1)
   tx = steps.build_optimizer(config, tasks)
   variables = steps.init_variables(model, tasks, {"window": WINDOW}, jax.random.PRNGKey(0))
-  live = {"params": variables["params"], "batch_stats": variables["batch_stats"]}
-  state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=live["params"],
-                           batch_stats=live["batch_stats"], opt_state=tx.init(live["params"]),
-                           ema=jax.tree.map(jnp.copy, live) if ema else {})
+  state = steps.new_train_state(variables, tx, ema=ema)
   step = jax.jit(steps.make_train_step(model, tasks, tx, steps.task_weights(config, tasks),
                                        ema_decay))
   return state, step

@@ -2,7 +2,6 @@
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from configs import test as test_config
@@ -19,9 +18,7 @@ def test_train_and_score_steps_trace_once():
   tx = steps.build_optimizer(config, tasks)
   rng = jax.random.PRNGKey(0)
   variables = steps.init_variables(model, tasks, {"window": WINDOW}, rng)
-  state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                           batch_stats=variables["batch_stats"],
-                           opt_state=tx.init(variables["params"]))
+  state = steps.new_train_state(variables, tx)
   weights = steps.task_weights(config, tasks)
   train_step = jax.jit(chex.assert_max_traces(
       steps.make_train_step(model, tasks, tx, weights), n=1), donate_argnums=(0,))

@@ -27,9 +27,7 @@ def _setup(start_epoch=0, extra_tasks=()):
   tx = steps.build_optimizer(config, tasks, steps_per_epoch=1)
   rng = jax.random.PRNGKey(0)
   variables = steps.init_variables(model, tasks, {"window": WINDOW}, rng)
-  state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                           batch_stats=variables["batch_stats"],
-                           opt_state=tx.init(variables["params"]))
+  state = steps.new_train_state(variables, tx)
   step = jax.jit(steps.make_train_step(model, tasks, tx, steps.task_weights(config, tasks)))
   windows = {"window": jnp.asarray(np.random.default_rng(1).integers(0, 256, (8, *WINDOW),
                                                             dtype=np.uint8))}

@@ -161,9 +161,7 @@ def test_trunk_with_ssmctb_adds_its_weighted_loss_to_the_train_step():
   rng = jax.random.PRNGKey(0)
   variables = steps.init_variables(model, tasks, {"window": (13, 16, 16, 1)}, rng)
   assert "ssmctb" in variables["params"]["backbone"]["Trunk3D_0"]
-  state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                           batch_stats=variables["batch_stats"],
-                           opt_state=tx.init(variables["params"]))
+  state = steps.new_train_state(variables, tx)
   weights = steps.task_weights(config, tasks)
   assert weights["ssmctb"] == pytest.approx(0.1)
   windows = {"window": jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 13, 16, 16, 1),

@@ -436,9 +436,7 @@ def test_train_step_traces_once_and_learns():
   model, tasks, variables = _tiny_setup(names, 0)
   tx = optax.adam(1e-2)
   weights = {"motion_irregularity": 1.0, "inpainting": 0.5}
-  state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                           batch_stats=variables["batch_stats"],
-                           opt_state=tx.init(variables["params"]))
+  state = steps.new_train_state(variables, tx)
   train_step = jax.jit(chex.assert_max_traces(steps.make_train_step(model, tasks, tx, weights),
                                               n=1))
   start = state
