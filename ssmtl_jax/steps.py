@@ -163,9 +163,18 @@ def init_variables(model: ssmtl.SSMTLModel, tasks, batch_shapes: Mapping[str, Se
                    rng: jax.Array):
   """Parameters and BatchNorm stats for batches whose entries have the per-example shapes
   `batch_shapes` (`{"window": [L, S, S, C], "teacher/<task>": ...}`)."""
-  batch = {k: jnp.zeros((2, *shape), jnp.float32) for k, shape in batch_shapes.items()}
-  (views, _), routes = _train_views(tasks, batch, rng)
-  return model.init(rng, views, routes, False)
+  def init(rng):
+    batch = {k: jnp.zeros((2, *shape), jnp.float32) for k, shape in batch_shapes.items()}
+    (views, _), routes = _train_views(tasks, batch, rng)
+    return model.init(rng, views, routes, False)
+
+  # Compiled in one piece, and with the non-partitionable threefry: XLA:CPU (jax 0.10) takes
+  # 4-9 s to compile each multi-dimensional draw of the partitionable one (a conv kernel's
+  # normal init), so the eager, op-by-op init took ~50 s even for configs/test.py's tiny model
+  # (benchmarks/compile_times.py). The parameters are replicated, so partitioning their draws
+  # buys nothing.
+  with jax.threefry_partitionable(False):
+    return jax.jit(init)(rng)
 
 
 def _to_float(batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
