@@ -8,9 +8,10 @@ one CvT block, narrow heads, test scores at every 2nd frame (the frames between 
 interpolated). Training cubes at every 2nd frame, validated, selected and scored as an
 exponential moving average of the weights (decay 0.99): of the settings tried, the one with the
 lowest validation proxy loss (0.183, against 0.284 for cubes at every 4th frame for 20 epochs
-without the average; benchmarks/RESULTS.md, runs 4-7), chosen by that loss alone. 12 epochs:
-with the average, the validation loss still fell at the 10th and last epoch at both seeds tried
-(runs 7 and 8), and 12 is what the 90-minute budget leaves room for on a 2-core CPU.
+without the average; benchmarks/RESULTS.md, runs 4-7), chosen by that loss alone. 10 epochs:
+with the average the validation loss still fell at the last epoch at both seeds tried (runs 7
+and 8), but 12 epochs did not fit the 90-minute budget when tried (run 11: 18-20 cubes/s that
+day, about 105 minutes projected).
 Published (GPU, full size): SSMTL micro AUC 97.5, macro 99.8; measured numbers of this config
 are in benchmarks/RESULTS.md.
 """
@@ -31,7 +32,7 @@ def get_config():
   c.model.cvt_heads = 4
   c.model.head_width = 16
   c.train.batch_size = 64
-  c.train.epochs = 12
+  c.train.epochs = 10
   c.train.ema_decay = 0.99
   c.eval.batch_size = 128
   return c
