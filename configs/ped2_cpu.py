@@ -10,7 +10,7 @@ exponential moving average of the weights (decay 0.99): of the settings tried, t
 lowest validation proxy loss (0.183, against 0.284 for cubes at every 4th frame for 20 epochs
 without the average; benchmarks/RESULTS.md, runs 4-7), chosen by that loss alone. 10 epochs:
 with the average the validation loss still fell at the last epoch at both seeds tried (runs 7
-and 8), but 12 epochs did not fit the 90-minute budget when tried (run 11: 18-20 cubes/s that
+and 8), but 12 epochs did not fit the 90-minute budget when tried (run 11: 16-22 cubes/s that
 day, about 105 minutes projected).
 Published (GPU, full size): SSMTL micro AUC 97.5, macro 99.8; measured numbers of this config
 are in benchmarks/RESULTS.md.
