@@ -11,7 +11,7 @@ lowest validation proxy loss (0.183, against 0.284 for cubes at every 4th frame 
 without the average; benchmarks/RESULTS.md, runs 4-7), chosen by that loss alone. 10 epochs:
 with the average the validation loss still fell at the last epoch at both seeds tried (runs 7
 and 8), but 12 epochs did not fit the 90-minute budget when tried (run 11: 16-22 cubes/s that
-day, about 105 minutes projected).
+day: about 105 minutes of training projected).
 Published (GPU, full size): SSMTL micro AUC 97.5, macro 99.8; measured numbers of this config
 are in benchmarks/RESULTS.md.
 """

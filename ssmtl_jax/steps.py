@@ -171,8 +171,8 @@ def init_variables(model: ssmtl.SSMTLModel, tasks, batch_shapes: Mapping[str, Se
   # Compiled in one piece, and with the non-partitionable threefry: XLA:CPU (jax 0.10) takes
   # seconds to compile each multi-dimensional draw of the partitionable one (a conv kernel's
   # normal init: 4.5 s against 0.4 s), so the eager, op-by-op init took 32 s even for
-  # configs/test.py's tiny model, 6 s this way (benchmarks/compile_times.py). The parameters are replicated, so partitioning their draws
-  # buys nothing.
+  # configs/test.py's tiny model, 6 s this way (benchmarks/compile_times.py). The parameters
+  # are replicated, so partitioning their draws buys nothing.
   with jax.threefry_partitionable(False):
     return jax.jit(init)(rng)
 
