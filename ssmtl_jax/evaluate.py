@@ -10,6 +10,7 @@ import tqdm
 
 from data_prep import prepare as prepare_lib
 from data_prep import readers
+from ssmtl_jax import appearance_memory
 from ssmtl_jax import checkpoint
 from ssmtl_jax import input_pipeline
 from ssmtl_jax import metrics
@@ -21,6 +22,7 @@ from ssmtl_jax import reports
 from ssmtl_jax import sharding
 from ssmtl_jax import steps
 from ssmtl_jax import train as train_lib
+from ssmtl_jax.tasks import base as tasks_lib_base
 
 
 def score_batches(score_step, variables, batches, total: int | None, mesh, rng, desc: str,
@@ -122,6 +124,12 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   test = cube_source.CubeSource(setup.records_dir, "testing")
   task_scores, boxes = score_source(score_step, variables, test, ec.batch_size, setup.mesh, rng,
                                     "score test", setup.teacher_keys)
+  if ec.appearance_memory:
+    memory_scores, memory_stats = score_appearance(setup.records_dir, test, ec.appearance_memory,
+                                                   workdir)
+    task_scores[appearance_memory.NAME] = memory_scores
+    if stats is not None:
+      stats[appearance_memory.NAME] = memory_stats
   meta = test.metadata()
   entry = setup.manifest["splits"]["testing"]
   truth = prepare_lib.ground_truth(config, setup.manifest)
@@ -172,6 +180,21 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
     json.dump(result, f, indent=1)
   os.replace(tmp, os.path.join(workdir, "metrics.json"))
   return result
+
+
+def score_appearance(records_dir: str, test, k: int, workdir: str
+                     ) -> tuple[np.ndarray, tuple[float, float]]:
+  """Appearance-memory scores of the test objects, and the (mean, std) of the training objects'
+  scores (each against the other training videos) that standardise them. Saves the memory to
+  `<workdir>/appearance_memory.npz` for `--mode=score`."""
+  key = tasks_lib_base.features_key(appearance_memory.TEACHER)
+  train = cube_source.CubeSource(records_dir, "training")
+  memory = appearance_memory.AppearanceMemory(appearance_memory.read_features(train, key),
+                                              train.metadata()["video_id"], k)
+  memory.save(os.path.join(workdir, appearance_memory.MEMORY_FILE))
+  reference = memory.reference_scores()
+  scores = memory.score(appearance_memory.read_features(test, key))
+  return scores, (float(reference.mean()), float(reference.std()))
 
 
 def write_all_video_outputs(config, entry, meta, boxes, object_scores, frame_scores, labels,

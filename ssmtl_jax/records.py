@@ -54,6 +54,9 @@ INDEX_DTYPE = np.dtype([("offset", "<u8"), ("length", "<u8"),
                         ("video_id", "<i4"), ("frame", "<i4")])
 
 TEACHER_PREFIX = "teacher/"
+# A teacher with several outputs stores its main one as `teacher/<task>` and the others as
+# `teacher/<task>.<output>`; the built-in teacher's pooled features take this suffix.
+FEATURES_SUFFIX = ".features"
 _TEACHER_SHAPE_PREFIX = "teacher_shape/"
 
 _SCALAR_FIELDS = {"video_id": np.int32, "frame": np.int32,

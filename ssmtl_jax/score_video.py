@@ -23,6 +23,7 @@ from data_prep import detect
 from data_prep import prepare
 from data_prep import readers
 from data_prep import teachers as teachers_lib
+from ssmtl_jax import appearance_memory
 from ssmtl_jax import checkpoint
 from ssmtl_jax import evaluate
 from ssmtl_jax import sharding
@@ -45,18 +46,19 @@ class VideoScorer:
   """What scoring raw video needs besides a checkpoint: the detector, the teachers, the tasks
   (sized by the teachers' outputs), the model and its compiled score step on the mesh."""
 
-  def __init__(self, config):
+  def __init__(self, config, memory: appearance_memory.AppearanceMemory | None = None):
     self.config = config
+    self.memory = memory
     self.channels = 1 if config.data.grayscale else 3
     self.detector = detect.build_detector(config.prep.detector,
                                           **config.prep.detector_options.to_dict())
     # Tasks that learn from a teacher (T4, T7, T9) compare with its outputs at test time too.
     self.teachers = teachers_lib.build_teachers(config.prep.teachers.to_dict(),
-                                                prepare.needed_teachers(config))
-    size = config.prep.crop_size
+                                                prepare.needed_teachers(config),
+                                                config.prep.teacher_input_size)
+    shapes = teachers_lib.target_shapes(self.teachers, config.prep.crop_size, self.channels)
     self.tasks = train_lib.attach_teacher_shapes(steps.build_tasks(config), {"teachers": {
-        name: {"shape": t.target_shape(size, self.channels)}
-        for name, t in self.teachers.items()}}, "this video")
+        name: {"shape": shape} for name, shape in shapes.items()}}, "this video")
     self.model = steps.build_model(config, self.tasks, self.channels)
     self.mesh = sharding.make_mesh()
     self.batch_size = sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
@@ -77,13 +79,15 @@ class VideoScorer:
     With `chunk_frames > 0`, detection and cube cutting of the next chunk run on a host thread
     while the device scores the current batch (streaming.py)."""
     chunks = streaming.cube_chunks(self.config, frames, self.detector, chunk_frames,
-                                   self.teachers)
+                                   self.teachers, self.memory)
     batches = streaming.fixed_batches(chunks, self.batch_size)
     if chunk_frames > 0:
       batches = streaming.in_background(batches)
     empty = {"centre": np.zeros(0, np.int64), "box": np.zeros((0, 4), np.float32)}
     scores, side = evaluate.score_batches(self.score_step, variables, batches, None, self.mesh,
                                           jax.random.PRNGKey(self.config.seed + 3), desc, empty)
+    if self.memory is not None and len(side["box"]):
+      scores[appearance_memory.NAME] = side[appearance_memory.NAME]
     return scores, side["centre"], side["box"]
 
 
@@ -100,7 +104,14 @@ def score_video(config, video: str, checkpoint_dir: str, out_dir: str) -> dict[s
   frames = readers.read_video(video)
   name = pathlib.Path(video).stem or pathlib.Path(video).name
   stride = int(config.prep.test_frame_stride)
-  scorer = VideoScorer(config)
+  memory = None
+  if config.eval.appearance_memory:
+    path = os.path.join(checkpoint_dir, appearance_memory.MEMORY_FILE)
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"eval.appearance_memory is on but {path} does not exist: run "
+                              f"--mode=eval in {checkpoint_dir} once (it saves the memory)")
+    memory = appearance_memory.AppearanceMemory.load(path)
+  scorer = VideoScorer(config, memory)
   state, step = checkpoint.restore_best(checkpoint_dir, scorer.abstract_state())
   stats = load_score_stats(checkpoint_dir)
   if stats is None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from data_prep import cubes
 from data_prep import teachers as teachers_lib
+from ssmtl_jax import appearance_memory
 from ssmtl_jax import input_pipeline
 from ssmtl_jax.tasks import base
 
@@ -41,10 +42,15 @@ def cut_cubes(config, frames: np.ndarray, gray: np.ndarray, indices: Sequence[in
   return np.concatenate(windows), np.concatenate(centre), np.concatenate(boxes)
 
 
+SIDE_KEYS = ("centre", "box", appearance_memory.NAME)
+
+
 def cube_chunks(config, frames: np.ndarray, detector, chunk_frames: int,
-                teachers: Mapping[str, Any] | None = None) -> Iterator[dict[str, np.ndarray]]:
+                teachers: Mapping[str, Any] | None = None, memory=None
+                ) -> Iterator[dict[str, np.ndarray]]:
   """Per chunk of frames: detect, cut the cubes of every `prep.test_frame_stride`-th frame and
-  run the teachers; yields dicts of rows (`window`, teacher targets, `centre`, `box`)."""
+  run the teachers; yields dicts of rows (`window`, teacher targets, `centre`, `box`, and with
+  an `AppearanceMemory` the objects' `appearance_memory` scores)."""
   stride = int(config.prep.test_frame_stride)
   gray = cubes.to_grayscale(frames) if config.data.grayscale else frames
   chunk = len(frames) if chunk_frames <= 0 else int(chunk_frames)
@@ -59,7 +65,13 @@ def cube_chunks(config, frames: np.ndarray, detector, chunk_frames: int,
     if teachers and len(windows):
       # float16, as the records store them, so a video scores as its prepared records would.
       rows.update({base.teacher_key(name): t.astype(np.float16) for name, t in
-                   teachers_lib.middle_crop_targets(teachers, windows).items()})
+                   teachers_lib.object_targets(teachers, windows, gray, centre, boxes).items()})
+    if memory is not None:
+      key = base.features_key(appearance_memory.TEACHER)
+      if key not in rows:
+        raise ValueError("eval.appearance_memory needs the features of "
+                         f"prep.teachers.{appearance_memory.TEACHER}=efficientnet_lite0")
+      rows[appearance_memory.NAME] = memory.score(rows[key].astype(np.float32))
     yield rows
 
 
@@ -74,7 +86,7 @@ def fixed_batches(chunks: Iterator[dict[str, np.ndarray]], batch_size: int
     return {k: np.concatenate([r[k] for r in parts]) for k in parts[0]}
 
   def emit(rows):
-    side = {k: rows[k] for k in ("centre", "box")}
+    side = {k: rows[k] for k in SIDE_KEYS if k in rows}
     inputs = {k: v for k, v in rows.items() if k not in side}
     (inputs, side), valid = input_pipeline.pad_batch([inputs, side], batch_size)
     return inputs, valid, side

@@ -40,8 +40,7 @@ class Setup:
     self.window_shape = (self.manifest["window_length"], self.manifest["crop_size"],
                          self.manifest["crop_size"], self.manifest["channels"])
     self.tasks = attach_teacher_shapes(steps.build_tasks(config), self.manifest, self.records_dir)
-    self.teacher_keys = tuple(tasks_lib.base.teacher_key(t.name) for t in self.tasks
-                              if t.needs_teacher)
+    self.teacher_keys = tuple(k for t in self.tasks for k in t.teacher_targets())
     self.batch_shapes = batch_shapes(self.window_shape, self.tasks)
     self.model = steps.build_model(config, self.tasks, self.manifest["channels"])
     self.weights = steps.task_weights(config, self.tasks)
@@ -74,27 +73,28 @@ class Setup:
 
 
 def attach_teacher_shapes(tasks, manifest, where: str):
-  """Gives each teacher-target task (T4, T7, T9) the shape of its targets in the records, which
-  sizes its head; a clear error when the records were prepared without that teacher."""
+  """Gives each teacher-target task (T4, T7, T9) the shapes of its targets in the records, which
+  size its head; a clear error when the records were prepared without that teacher."""
   teachers = manifest.get("teachers", {})
+  shapes = {name: tuple(entry["shape"]) for name, entry in teachers.items()}
   out = []
   for task in tasks:
-    if task.needs_teacher:
-      if task.name not in teachers:
-        raise ValueError(
-            f"task {task.name} needs teacher targets, but the records in {where} were prepared "
-            f"without them (teachers there: {sorted(teachers) or 'none'}); set "
-            f"--config.prep.teachers.{task.name}=onnx:/path/to/teacher.onnx and prepare again")
-      task = dataclasses.replace(task, target_shape=tuple(teachers[task.name]["shape"]))
-    out.append(task)
+    try:
+      out.append(task.with_teacher_shapes(shapes))
+    except KeyError:
+      raise ValueError(
+          f"task {task.name} needs teacher targets, but the records in {where} were prepared "
+          f"without them (teachers there: {sorted(teachers) or 'none'}); set "
+          f"--config.prep.teachers.{task.name}=efficientnet_lite0 (or onnx:/path/to/model.onnx) "
+          "and prepare again") from None
   return out
 
 
 def batch_shapes(window_shape, tasks) -> dict[str, tuple[int, ...]]:
   """Per-example shapes of a batch's entries: the window and each task's teacher targets."""
   shapes = {tasks_lib.base.WINDOW: tuple(window_shape)}
-  shapes.update({tasks_lib.base.teacher_key(t.name): tuple(t.target_shape)
-                 for t in tasks if t.needs_teacher})
+  for task in tasks:
+    shapes.update(task.teacher_targets())
   return shapes
 
 

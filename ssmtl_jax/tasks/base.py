@@ -15,6 +15,7 @@ from typing import Mapping
 import jax
 import jax.numpy as jnp
 
+from ssmtl_jax.records import FEATURES_SUFFIX
 from ssmtl_jax.records import TEACHER_PREFIX
 
 WINDOW = "window"
@@ -50,6 +51,16 @@ class Task:
   adversarial = False  # trained through the negative-scale optimizer (T5)
   needs_teacher = False  # targets come from a teacher run in data prep (T4, T7, T9)
 
+  def teacher_targets(self) -> dict[str, tuple[int, ...]]:
+    """Batch key -> per-example shape of every teacher target this task reads (empty for tasks
+    without a teacher)."""
+    return {}
+
+  def with_teacher_shapes(self, shapes: Mapping[str, tuple[int, ...]]) -> "Task":
+    """This task sized by the stored targets' shapes (target name -> shape, from the records'
+    manifest); tasks without a teacher return themselves."""
+    return self
+
   def num_outputs(self, channels: int) -> int:
     """Classes for a classifier head, image channels for a decoder head."""
     raise NotImplementedError
@@ -73,6 +84,31 @@ class Task:
   def score(self, output: jax.Array, target: jax.Array) -> jax.Array:
     """Per-example anomaly score `[B]` (higher = more anomalous)."""
     raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherTask(Task):
+  """A task that learns a teacher's output stored in the records under its own name.
+
+  Attributes:
+    target_shape: the per-object target shape (filled in from the records' manifest).
+  """
+  target_shape: tuple = ()
+
+  needs_teacher = True
+
+  def teacher_targets(self):
+    return {teacher_key(self.name): tuple(self.target_shape)}
+
+  def with_teacher_shapes(self, shapes):
+    if self.name not in shapes:
+      raise KeyError(self.name)
+    return dataclasses.replace(self, target_shape=tuple(shapes[self.name]))
+
+
+def features_key(task_name: str) -> str:
+  """The batch / record key of the pooled features of a task's teacher (built-in teacher)."""
+  return teacher_key(task_name) + FEATURES_SUFFIX
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,13 +13,10 @@ from ssmtl_jax.tasks import base
 
 
 @dataclasses.dataclass(frozen=True)
-class TeacherMaps(base.Task):
-  """Attributes: target_shape: `(S, S, K)` (filled in from the records' manifest)."""
-  target_shape: tuple = ()
-
+class TeacherMaps(base.TeacherTask):
+  """`target_shape` is `(S, S, K)`."""
   head_kind = "decoder"
   eval_view_name = "middle_crop"  # T7 and T9 read the same view: one backbone pass at test
-  needs_teacher = True
 
   def num_outputs(self, channels):
     if len(self.target_shape) != 3:
