@@ -1,0 +1,122 @@
+"""The appearance memory (k-NN distance to the training objects' teacher features) and T4's
+feature target, with values worked out by hand."""
+
+import json
+import os
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import test as test_config
+from ssmtl_jax import appearance_memory
+from ssmtl_jax import pipeline
+from ssmtl_jax import tasks as tasks_lib
+from ssmtl_jax import train as train_lib
+from ssmtl_jax.tasks import base
+
+
+def test_knn_distance_by_hand():
+  memory = np.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]], np.float32)
+  queries = np.array([[0.0, 0.0], [3.0, 0.0]], np.float32)
+  # Query 0: distances 0, 5, 10. Query 1: 3, 4, sqrt(9 + 64) = 8.544.
+  np.testing.assert_allclose(appearance_memory.knn_distance(queries, memory, 1), [0.0, 3.0],
+                             atol=1e-6)
+  np.testing.assert_allclose(appearance_memory.knn_distance(queries, memory, 2), [5.0, 4.0],
+                             atol=1e-6)
+  np.testing.assert_allclose(appearance_memory.knn_distance(queries, memory, 3),
+                             [10.0, np.sqrt(73.0)], atol=1e-5)
+  with pytest.raises(ValueError, match="fewer than k=4"):
+    appearance_memory.knn_distance(queries, memory, 4)
+  with pytest.raises(ValueError, match="k must be >= 1"):
+    appearance_memory.knn_distance(queries, memory, 0)
+
+
+def test_reference_scores_skip_the_objects_own_video():
+  # Video 0 holds two identical objects; scored within its own video each would be 0.
+  features = np.array([[1.0, 0.0], [1.0, 0.0], [4.0, 4.0], [1.0, 2.0]], np.float32)
+  memory = appearance_memory.AppearanceMemory(features, np.array([0, 0, 1, 2]))
+  # Row 0 -> rows 2, 3: sqrt(9 + 16) = 5, 2 -> 2. Row 2 -> rows 0, 1, 3: 5, 5, sqrt(9 + 4).
+  # Row 3 -> rows 0, 1, 2: 2, 2, sqrt(9 + 4).
+  np.testing.assert_allclose(memory.reference_scores(), [2.0, 2.0, np.sqrt(13.0), 2.0],
+                             atol=1e-5)
+  np.testing.assert_allclose(memory.score(np.array([[1.0, 0.5]], np.float32)), [0.5], atol=1e-6)
+  with pytest.raises(ValueError, match="at least 2 training videos"):
+    appearance_memory.AppearanceMemory(features, np.zeros(4, int)).reference_scores()
+
+
+def test_memory_saves_and_loads(tmp_path):
+  memory = appearance_memory.AppearanceMemory(np.eye(3, dtype=np.float32), np.array([0, 1, 2]),
+                                              k=2)
+  path = str(tmp_path / appearance_memory.MEMORY_FILE)
+  memory.save(path)
+  loaded = appearance_memory.AppearanceMemory.load(path)
+  assert loaded.k == 2
+  np.testing.assert_array_equal(loaded.memory, memory.memory)
+  np.testing.assert_array_equal(loaded.videos, memory.videos)
+  assert os.listdir(tmp_path) == [appearance_memory.MEMORY_FILE]
+
+
+def test_distillation_learns_probabilities_and_features():
+  task = tasks_lib.TASKS["distillation"]().with_teacher_shapes(
+      {"distillation": (2,), "distillation.features": (3,)})
+  assert task.target_shape == (2,) and task.feature_shape == (3,)
+  assert task.num_outputs(1) == 5
+  assert task.teacher_targets() == {"teacher/distillation": (2,),
+                                    "teacher/distillation.features": (3,)}
+  window = jnp.zeros((1, 7, 4, 4, 1))
+  batch = {base.WINDOW: window, "teacher/distillation": jnp.array([[1.0, 0.0]]),
+           "teacher/distillation.features": jnp.array([[1.0, 2.0, 3.0]])}
+  _, target = task.train_view(batch, None)
+  np.testing.assert_allclose(target, [[1.0, 0.0, 1.0, 2.0, 3.0]])
+  # Logits (0, 0) -> probabilities (0.5, 0.5): L1 to (1, 0) is 1. Features (1, 1, 1) against
+  # (1, 2, 3): mean |error| = (0 + 1 + 2) / 3 = 1. Loss = 1 + 1.
+  output = jnp.array([[0.0, 0.0, 1.0, 1.0, 1.0]])
+  np.testing.assert_allclose(task.loss(output, target), [2.0], rtol=1e-6)
+  np.testing.assert_allclose(task.score(output, target), [2.0], rtol=1e-6)
+  off = tasks_lib.TASKS["distillation"](use_features=False).with_teacher_shapes(
+      {"distillation": (2,), "distillation.features": (3,)})
+  assert off.feature_shape == () and off.num_outputs(1) == 2
+
+
+def test_missing_teacher_names_the_flag():
+  with pytest.raises(ValueError, match="prep.teachers.distillation=efficientnet_lite0"):
+    train_lib.attach_teacher_shapes(
+        [tasks_lib.TASKS["distillation"]()], {"teachers": {}}, "records/")
+
+
+@pytest.fixture(scope="module")
+def memory_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("memory_run"))
+  config = test_config.get_config()
+  config.tasks = ("arrow_of_time", "distillation")
+  config.prep.teachers.distillation = "efficientnet_lite0"
+  config.prep.teacher_input_size = 32
+  config.eval.appearance_memory = 1
+  pipeline.run(config, workdir, "all")
+  return config, workdir
+
+
+def test_eval_scores_with_the_memory(memory_run):
+  config, workdir = memory_run
+  with open(os.path.join(workdir, "metrics.json")) as f:
+    metrics = json.load(f)
+  assert set(metrics["per_task_micro_auc"]) == {"arrow_of_time", "distillation",
+                                                appearance_memory.NAME}
+  mean, std = metrics["score_stats"][appearance_memory.NAME]
+  assert mean > 0 and std > 0
+  scores = np.load(os.path.join(workdir, "eval", "object_scores.npz"))
+  memory_scores = scores[f"task_{appearance_memory.NAME}"]
+  assert memory_scores.shape == scores["object_score"].shape and np.all(memory_scores >= 0)
+  assert os.path.isfile(os.path.join(workdir, appearance_memory.MEMORY_FILE))
+
+
+def test_score_mode_uses_the_saved_memory(memory_run, tmp_path):
+  config, workdir = memory_run
+  from ssmtl_jax import score_video  # pylint: disable=g-import-not-at-top
+  video = os.path.join(config.data.root, "testing", "frames", "01")  # the run set data.root
+  summary = score_video.score_video(config, video, workdir, str(tmp_path))
+  assert summary["num_objects"] > 0 and summary["standardized"]
+  os.remove(os.path.join(workdir, appearance_memory.MEMORY_FILE))
+  with pytest.raises(FileNotFoundError, match="appearance_memory.npz.*--mode=eval"):
+    score_video.score_video(config, video, workdir, str(tmp_path))
