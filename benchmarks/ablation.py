@@ -27,8 +27,8 @@ T123 = ("arrow_of_time", "motion_irregularity", "middle_box")
 # name -> (description, tasks, config changes)
 VARIANTS = {
     "t123": ("T1+T2+T3", T123, {}),
-    # Needs --config.prep.teachers.distillation=onnx:<classifier> (records are shared, so set it
-    # for the whole ablation).
+    # Needs --config.prep.teachers.distillation=efficientnet_lite0 (or onnx:<classifier>); the
+    # records are shared, so set it for the whole ablation.
     "ssmtl": ("T1+T2+T3+T4 (SSMTL, plain 3D CNN)", T123 + ("distillation",),
               {"model.cvt_blocks": 0}),
     "v1": ("T1+T2+T3+T5 (SSMTL++v1)", T123 + ("pseudo_anomaly",), {}),

@@ -112,8 +112,8 @@ T123 = ("arrow_of_time", "motion_irregularity", "middle_box")
 
 
 def apply_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
-  """SSMTL (original) = T1+T2+T3+T4 (distillation from a teacher run in data prep) on the plain 3D
-  CNN (no CvT blocks); SSMTL++v1 = T1+T2+T3+T5 (adversarial pseudo-anomalies); v2 = T1+T2+T3+T6;
+  """SSMTL (original) = T1+T2+T3+T4 (distillation from a teacher run in data prep: the built-in
+  EfficientNet-Lite0 unless overridden) on the plain 3D CNN (no CvT blocks); SSMTL++v1 = T1+T2+T3+T5 (adversarial pseudo-anomalies); v2 = T1+T2+T3+T6;
   v2_ssmctb = v2 with the 3D SSMCTB block in the trunk (DESIGN §3-4). v1 / v2 / v2_ssmctb share
   the 3D CNN + 3D CvT backbone."""
   if variant not in VARIANTS:
@@ -121,6 +121,8 @@ def apply_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collections.
   if variant == "ssmtl":
     c.tasks = T123 + ("distillation",)
     c.model.cvt_blocks = 0
+    # The built-in offline teacher; --config.prep.teachers.distillation=onnx:<path> for another.
+    c.prep.teachers.distillation = "efficientnet_lite0"
   elif variant == "v1":
     c.tasks = T123 + ("pseudo_anomaly",)
     c.task_options.pseudo_anomaly = {"start_epoch": 5, "backbone_scale": -0.2}

