@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
   # "" = none. Required when the task is in c.tasks; the distillation teacher's features also
   # feed the appearance memory (eval.appearance_memory).
   c.prep.teachers = ml_collections.ConfigDict({"distillation": "", "segmentation": "", "pose": ""})
-  c.prep.teacher_input_size = 112   # pixels of the box crop the built-in teacher sees
+  c.prep.teacher_input_size = 224   # pixels of the box crop the built-in teacher sees
 
   c.model = ml_collections.ConfigDict()
   c.model.num_frames = 7

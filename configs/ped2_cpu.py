@@ -35,4 +35,8 @@ def get_config():
   c.train.epochs = 10
   c.train.ema_decay = 0.99
   c.eval.batch_size = 128
+  # Pretrained appearance knowledge: the built-in teacher's features of every object (prep) and
+  # the appearance memory's score beside the task scores (eval).
+  c.prep.teachers.distillation = "efficientnet_lite0"
+  c.eval.appearance_memory = 1
   return c

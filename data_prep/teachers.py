@@ -121,7 +121,7 @@ class EfficientNetLite0Teacher:
   so a whole prep compiles it once.
   """
 
-  def __init__(self, input_size: int = 112, batch_size: int = 64, weights: str = ""):
+  def __init__(self, input_size: int = 224, batch_size: int = 64, weights: str = ""):
     from data_prep import efficientnet_lite  # JAX model: imported only when this teacher is used
     if input_size < 32:
       raise ValueError(f"prep.teacher_input_size={input_size}: EfficientNet-Lite0 needs at "
@@ -155,7 +155,7 @@ class EfficientNetLite0Teacher:
     return {"": (self._net.NUM_CLASSES,), "features": (self._net.FEATURES,)}
 
 
-def build_teacher(spec: str, task: str, input_size: int = 112) -> Teacher:
+def build_teacher(spec: str, task: str, input_size: int = 224) -> Teacher:
   """A teacher from its spec: `efficientnet_lite0` (built in) or `onnx:<path>`.
 
   Raises:
@@ -173,7 +173,7 @@ def build_teacher(spec: str, task: str, input_size: int = 112) -> Teacher:
 
 
 def build_teachers(specs: Mapping[str, str], tasks_needing: tuple[str, ...] = (),
-                   input_size: int = 112) -> dict[str, Teacher]:
+                   input_size: int = 224) -> dict[str, Teacher]:
   """The configured teachers (empty specs skipped); a clear error for a task that needs one
   but has none."""
   missing = [t for t in tasks_needing if not specs.get(t)]

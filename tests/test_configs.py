@@ -42,5 +42,6 @@ def test_variants_set_the_papers_task_sets():
   assert ssmctb.model.ssmctb and ssmctb.tasks[-1] == "inpainting"
   ssmtl = importlib.import_module("configs.avenue_ssmtl").get_config()
   assert ssmtl.tasks[-1] == "distillation" and ssmtl.model.cvt_blocks == 0
+  assert ssmtl.prep.teachers.distillation == "efficientnet_lite0"  # built in, offline
   with pytest.raises(ValueError, match="unknown variant"):
     common.apply_variant(common.get_config(), "v3")
