@@ -1,19 +1,24 @@
-"""Chooses an evaluation setting on folds of the test videos, so no reported number comes from
-the labels that chose it.
+"""Chooses the appearance memory's share of the object score on folds of the test videos, so that
+each video's reported number comes from a setting other videos chose.
 
   python benchmarks/choose_on_folds.py --config=configs/ped2_cpu.py \
-      --config.data.root=../shared/data/ped2 --run=v2=runs/ped2 --run=v2_t4=runs/ped2_t4
+      --config.data.root=../shared/data/ped2 --run=runs/ped2_s0 --run=runs/ped2_s1 ...
 
-Each `--run=NAME=WORKDIR` is an evaluated run (`--mode=eval` wrote `eval/object_scores.npz` and
-`metrics.json`). Candidates are every run's task set alone (`NAME`), with the appearance memory
-(`NAME+memory`, where the run scored it) and the memory alone (`memory`). The test videos are
-split into two folds (odd and even positions in the manifest). Each fold picks the candidate with
-the best frame-level micro AUC on its own videos; the rule this project keeps: a candidate is
-chosen when both folds pick it (then every video's setting was also picked by videos other than
-itself), otherwise the script says so and the a-priori default stays. It prints one row per
-candidate with the AUC on each fold and on all videos, and each fold's pick.
+Each `--run=WORKDIR` is an evaluated run with the memory on (`--mode=eval` wrote
+`eval/object_scores.npz` and `metrics.json`); several runs (seeds) are averaged. Candidates:
+the memory's share `w` of the object score (the task scores share the rest equally), from 0
+(tasks alone) to 1 (memory alone), and `equal` (the memory as one more task score). Two rules
+are reported:
+
+- two folds (odd and even positions in the manifest): each fold picks the candidate with the best
+  mean micro AUC on its own videos; a pick both folds make is chosen by the other half for every
+  video;
+- leave one video out: for each video, the candidate with the best mean micro AUC over the other
+  videos; the most frequent pick is the one to ship, and the table shows, per candidate, the micro
+  AUC on all videos and on the videos that picked it.
 """
 
+import collections
 import json
 import os
 
@@ -32,64 +37,71 @@ from ssmtl_jax import train as train_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "data set config (eval settings)",
                                           lock_config=True)
-_RUNS = flags.DEFINE_multi_string("run", [], "NAME=WORKDIR of an evaluated run")
+_RUNS = flags.DEFINE_multi_string("run", [], "workdir of an evaluated run (memory on)")
+_SHARES = flags.DEFINE_list("shares", ["0", "equal", "0.33", "0.5", "0.67", "0.8", "1"],
+                            "candidate shares of the memory")
 
 
-def candidate_scores(workdir: str) -> dict[str, np.ndarray]:
-  """Object scores of the run's task set, with and without the memory, and the memory alone."""
+def frame_scores_by_share(config, workdir: str, entry, shares) -> dict[str, dict]:
+  """share -> video -> frame scores of one evaluated run."""
   with open(os.path.join(workdir, "metrics.json")) as f:
-    stats = json.load(f)["score_stats"]
+    stats = {k: tuple(v) for k, v in json.load(f)["score_stats"].items()}
   saved = np.load(os.path.join(workdir, "eval", "object_scores.npz"))
-  tasks = {k[len("task_"):]: saved[k] for k in saved.files if k.startswith("task_")}
-  stats = {k: tuple(v) for k, v in stats.items()} if stats else None
-  mem = appearance_memory.NAME
-  trained = {k: v for k, v in tasks.items() if k != mem}
-  out = {"": evaluate.combine_scores(trained, stats and {k: stats[k] for k in trained})}
-  if mem in tasks:
-    out["+memory"] = evaluate.combine_scores(tasks, stats)
-    out["memory"] = tasks[mem]
-  return out, saved
+  scores = {k[len("task_"):]: saved[k] for k in saved.files if k.startswith("task_")}
+  if appearance_memory.NAME not in scores:
+    raise ValueError(f"{workdir} was evaluated without the appearance memory "
+                     "(--config.eval.appearance_memory=1)")
+  out = {}
+  for share in shares:
+    if share == "0":
+      used = {k: v for k, v in scores.items() if k != appearance_memory.NAME}
+      object_scores = evaluate.combine_scores(used, {k: stats[k] for k in used})
+    else:
+      weight = -1.0 if share == "equal" else float(share)
+      object_scores = evaluate.combine_scores(scores, stats,
+                                              evaluate.score_weights(scores, weight))
+    out[share] = {}
+    for vid, (video, n) in enumerate(zip(entry["videos"], entry["frame_counts"])):
+      sel = saved["video_id"] == vid
+      out[share][video] = evaluate.video_frame_scores(
+          n, entry.get("frame_stride", 1), saved["frame"][sel], object_scores[sel],
+          saved["box"][sel], entry["frame_shapes"][vid], config.eval, config.eval.minmax)
+  return out
 
 
 def main(argv):
   del argv
   config = _CONFIG.value
-  rows = {}
-  labels = entry = None
-  for spec in _RUNS.value:
-    name, workdir = spec.split("=", 1)
-    manifest = records.read_manifest(train_lib.records_dir(config, workdir))
-    entry = manifest["splits"]["testing"]
-    labels = prepare.ground_truth(config, manifest).frame_labels
-    scores, saved = candidate_scores(workdir)
-    for suffix, object_scores in scores.items():
-      key = "memory" if suffix == "memory" else name + suffix
-      frame_scores = {}
-      for vid, (video, n) in enumerate(zip(entry["videos"], entry["frame_counts"])):
-        sel = saved["video_id"] == vid
-        frame_scores[video] = evaluate.video_frame_scores(
-            n, entry.get("frame_stride", 1), saved["frame"][sel], object_scores[sel],
-            saved["box"][sel], entry["frame_shapes"][vid], config.eval, config.eval.minmax)
-      rows[key] = frame_scores
-  videos = entry["videos"]
+  manifest = records.read_manifest(train_lib.records_dir(config, _RUNS.value[0]))
+  entry = manifest["splits"]["testing"]
+  labels = prepare.ground_truth(config, manifest).frame_labels
+  shares = _SHARES.value
+  runs = [frame_scores_by_share(config, w, entry, shares) for w in _RUNS.value]
+  videos = list(entry["videos"])
+
+  def micro(share, vids):
+    """Mean over runs of the micro AUC over `vids`."""
+    return float(np.mean([metrics.micro_auc({v: labels[v] for v in vids},
+                                            {v: run[share][v] for v in vids}) for run in runs]))
+
   folds = {"A": videos[0::2], "B": videos[1::2]}
-  table = {}
-  for key, frame_scores in rows.items():
-    table[key] = {f: metrics.micro_auc({v: labels[v] for v in vs},
-                                       {v: frame_scores[v] for v in vs})
-                  for f, vs in folds.items()}
-    table[key]["all"] = metrics.micro_auc(labels, frame_scores)
-    table[key]["macro"] = metrics.macro_auc(labels, frame_scores)
-  print(f"| candidate | fold A micro | fold B micro | all micro | all macro |")
-  print("|---|---|---|---|---|")
-  for key, r in table.items():
-    print(f"| {key} | {100 * r['A']:.1f} | {100 * r['B']:.1f} | {100 * r['all']:.1f} | "
-          f"{100 * r['macro']:.1f} |")
-  picks = {f: max(table, key=lambda k, f=f: table[k][f]) for f in folds}
-  print(f"fold A ({', '.join(folds['A'])}) picks {picks['A']}; "
-        f"fold B ({', '.join(folds['B'])}) picks {picks['B']}")
-  print(json.dumps({"picks": picks, "chosen": picks["A"] if picks["A"] == picks["B"] else None,
-                    "table": table}))
+  fold_picks = {f: max(shares, key=lambda s, vs=vs: micro(s, vs)) for f, vs in folds.items()}
+  loo_picks = {v: max(shares, key=lambda s, v=v: micro(s, [u for u in videos if u != v]))
+               for v in videos}
+  counts = collections.Counter(loo_picks.values())
+  print("| memory share | fold A micro | fold B micro | all micro | all macro | "
+        "videos whose other videos pick it |")
+  print("|---|---|---|---|---|---|")
+  for s in shares:
+    macro = np.mean([metrics.macro_auc(labels, run[s]) for run in runs])
+    picked = [v for v in videos if loo_picks[v] == s]
+    print(f"| {s} | {100 * micro(s, folds['A']):.1f} | {100 * micro(s, folds['B']):.1f} | "
+          f"{100 * micro(s, videos):.1f} | {100 * macro:.1f} | {', '.join(picked) or '-'} |")
+  print(f"two folds: A ({', '.join(folds['A'])}) picks {fold_picks['A']}, "
+        f"B ({', '.join(folds['B'])}) picks {fold_picks['B']}")
+  print(f"leave one video out: {dict(counts)} (share: videos)")
+  print(json.dumps({"runs": _RUNS.value, "fold_picks": fold_picks, "loo_picks": loo_picks,
+                    "most_picked": counts.most_common(1)[0][0]}))
 
 
 if __name__ == "__main__":

@@ -100,6 +100,9 @@ def get_config() -> ml_collections.ConfigDict:
   # nearest training object; ssmtl_jax/appearance_memory.py) to the task scores, with k = this.
   # Needs prep.teachers.distillation=efficientnet_lite0 (or a teacher with features). 0 = off.
   c.eval.appearance_memory = 0
+  # The memory's share of the object score (the task scores share the rest equally); -1: an
+  # equal share with each task, as one more task score.
+  c.eval.appearance_memory_weight = -1.0
   c.eval.mean_filter = ()           # (t, y, x) 3D mean filter over the pixel score map; () = off
   # --mode=score: > 0 detects and cuts cubes chunk by chunk on a host thread while the device
   # scores (streaming.py); 0 detects the whole video first (its median background sees it all).

@@ -77,18 +77,44 @@ def write_video_outputs(out_dir: str, name: str, frame_scores: np.ndarray, label
                               score_range=score_range)
 
 
-def combine_scores(task_scores: dict[str, np.ndarray], stats: dict[str, tuple[float, float]] | None
-                   ) -> np.ndarray:
-  """Object score = mean over tasks, each standardised with normal-data statistics so a
-  probability and a reconstruction error weigh alike (DESIGN §5); raw mean when stats is None."""
-  parts = []
+def combine_scores(task_scores: dict[str, np.ndarray], stats: dict[str, tuple[float, float]] | None,
+                   weights: dict[str, float] | None = None) -> np.ndarray:
+  """Object score = weighted mean over tasks (equal weights unless `weights` says otherwise),
+  each standardised with normal-data statistics so a probability and a reconstruction error
+  weigh alike (DESIGN §5); unstandardised when stats is None."""
+  parts, total = [], 0.0
   for name in sorted(task_scores):
     s = task_scores[name].astype(np.float64)
     if stats is not None:
       mean, std = stats[name]
       s = (s - mean) / max(std, 1e-8)
-    parts.append(s)
-  return np.mean(parts, axis=0)
+    w = 1.0 if weights is None else float(weights[name])
+    parts.append(w * s)
+    total += w
+  return np.sum(parts, axis=0) / total
+
+
+def check_config(ec) -> None:
+  """Raises ValueError for eval settings out of range, before any work starts."""
+  if ec.appearance_memory < 0:
+    raise ValueError(f"eval.appearance_memory={ec.appearance_memory}: the k of the k-nearest "
+                     "neighbour distance (>= 1), or 0 for off")
+  score_weights(["task", appearance_memory.NAME], ec.appearance_memory_weight)
+
+
+def score_weights(names, memory_weight: float) -> dict[str, float] | None:
+  """Weights of `combine_scores`: the appearance memory (when among `names`) gets the share
+  `memory_weight` of the object score and the tasks share the rest equally; a negative
+  `memory_weight` (or no memory) gives every score an equal share (None)."""
+  names = list(names)
+  if appearance_memory.NAME not in names or memory_weight < 0 or len(names) == 1:
+    return None
+  if memory_weight > 1.0:
+    raise ValueError(f"eval.appearance_memory_weight={memory_weight}: a share in [0, 1], or -1 "
+                     "for an equal share with each task")
+  tasks = [n for n in names if n != appearance_memory.NAME]
+  return {**{n: (1.0 - memory_weight) / len(tasks) for n in tasks},
+          appearance_memory.NAME: memory_weight}
 
 
 def video_frame_scores(num_frames: int, stride: int, frames: np.ndarray, scores: np.ndarray,
@@ -134,7 +160,8 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   entry = setup.manifest["splits"]["testing"]
   truth = prepare_lib.ground_truth(config, setup.manifest)
   labels = truth.frame_labels
-  object_scores = combine_scores(task_scores, stats)
+  object_scores = combine_scores(task_scores, stats,
+                                 score_weights(task_scores, ec.appearance_memory_weight))
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
 

@@ -27,6 +27,7 @@ def run(config, workdir: str, mode: str = "all", video: str | None = None,
   """
   if mode not in MODES:
     raise ValueError(f"unknown mode {mode!r}; valid: {MODES}")
+  evaluate.check_config(config.eval)  # before hours of prep and training
   if mode == "score":
     if not video or not checkpoint:
       raise ValueError("--mode=score needs --video=<file or frame folder> and "

@@ -120,7 +120,8 @@ def score_video(config, video: str, checkpoint_dir: str, out_dir: str) -> dict[s
   task_scores, centre, boxes = scorer.task_scores(state.variables, frames,
                                                   config.eval.stream_chunk_frames)
   print(f"{video}: {len(frames)} frames, {len(boxes)} objects at every {stride}. frame", flush=True)
-  object_scores = (evaluate.combine_scores(task_scores, stats) if len(boxes)
+  weights = evaluate.score_weights(task_scores, config.eval.appearance_memory_weight)
+  object_scores = (evaluate.combine_scores(task_scores, stats, weights) if len(boxes)
                    else np.zeros(0, np.float64))
   frame_scores = evaluate.video_frame_scores(len(frames), stride, centre, object_scores, boxes,
                                              frames.shape[1:3], config.eval, config.eval.minmax)

@@ -10,6 +10,7 @@ import pytest
 
 from configs import test as test_config
 from ssmtl_jax import appearance_memory
+from ssmtl_jax import evaluate
 from ssmtl_jax import pipeline
 from ssmtl_jax import tasks as tasks_lib
 from ssmtl_jax import train as train_lib
@@ -120,3 +121,30 @@ def test_score_mode_uses_the_saved_memory(memory_run, tmp_path):
   os.remove(os.path.join(workdir, appearance_memory.MEMORY_FILE))
   with pytest.raises(FileNotFoundError, match="appearance_memory.npz.*--mode=eval"):
     score_video.score_video(config, video, workdir, str(tmp_path))
+
+
+def test_memory_share_of_the_object_score():
+  scores = {"a": np.array([1.0]), "b": np.array([3.0]), appearance_memory.NAME: np.array([8.0])}
+  # Equal shares: (1 + 3 + 8) / 3 = 4.
+  np.testing.assert_allclose(evaluate.combine_scores(scores, None), [4.0])
+  assert evaluate.score_weights(scores, -1.0) is None
+  # The memory gets 0.75, the two tasks 0.125 each: 0.125 + 0.375 + 6 = 6.5.
+  weights = evaluate.score_weights(scores, 0.75)
+  assert weights == {"a": 0.125, "b": 0.125, appearance_memory.NAME: 0.75}
+  np.testing.assert_allclose(evaluate.combine_scores(scores, None, weights), [6.5])
+  # Standardised first: a -> (1 - 0) / 1, b -> (3 - 1) / 2, memory -> (8 - 4) / 2.
+  stats = {"a": (0.0, 1.0), "b": (1.0, 2.0), appearance_memory.NAME: (4.0, 2.0)}
+  np.testing.assert_allclose(evaluate.combine_scores(scores, stats, weights),
+                             [0.125 * 1 + 0.125 * 1 + 0.75 * 2])
+  assert evaluate.score_weights({"a": scores["a"]}, 0.75) is None  # no memory: equal
+
+
+def test_eval_settings_are_checked_before_work():
+  config = test_config.get_config()
+  config.eval.appearance_memory_weight = 1.5
+  with pytest.raises(ValueError, match="appearance_memory_weight=1.5"):
+    pipeline.run(config, "/nonexistent/never/written", "all")
+  config = test_config.get_config()
+  config.eval.appearance_memory = -2
+  with pytest.raises(ValueError, match="appearance_memory=-2"):
+    pipeline.run(config, "/nonexistent/never/written", "all")
