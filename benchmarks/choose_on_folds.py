@@ -46,7 +46,7 @@ def frame_scores_by_share(config, workdir: str, entry, shares) -> dict[str, dict
   """share -> video -> frame scores of one evaluated run."""
   with open(os.path.join(workdir, "metrics.json")) as f:
     stats = {k: tuple(v) for k, v in json.load(f)["score_stats"].items()}
-  saved = np.load(os.path.join(workdir, "eval", "object_scores.npz"))
+  saved = np.load(os.path.join(workdir, "eval", "object_scores.npz"), allow_pickle=False)
   scores = {k[len("task_"):]: saved[k] for k in saved.files if k.startswith("task_")}
   if appearance_memory.NAME not in scores:
     raise ValueError(f"{workdir} was evaluated without the appearance memory "

@@ -2,7 +2,7 @@
 
 A `.pth` file is a pickle, and unpickling runs whatever callables the file names. The reader
 here allows only the globals a plain state dict needs (an `OrderedDict`, the tensor-rebuild
-function and the storage types), the rule of `torch.load(weights_only=True)`; a file that names
+function and the storage types), the rule of PyTorch's own weights-only loading; a file that names
 any other global is refused with an error naming the file and the global, before anything of it
 runs. Both of PyTorch's formats are read: the legacy one (a stream of pickles followed by the raw
 storages) and the zip archive of PyTorch >= 1.6.

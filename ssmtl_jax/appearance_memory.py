@@ -113,5 +113,5 @@ class AppearanceMemory:
 
   @classmethod
   def load(cls, path: str) -> "AppearanceMemory":
-    with np.load(path) as f:
+    with np.load(path, allow_pickle=False) as f:
       return cls(f["memory"].astype(np.float32), f["videos"], int(f["k"]))
