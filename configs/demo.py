@@ -1,6 +1,7 @@
 """The embedded demo: a synthetic walkway scene (walkers; cyclists, vehicles and erratic walkers
 as anomalies) generated on the spot, prepped (with the built-in appearance teacher), trained with
-SSMTL++v2 tasks, evaluated with the appearance memory beside the task scores.
+the SSMTL++v2 tasks plus T4 distillation of that teacher, evaluated with the appearance memory
+beside the task scores.
 
   python -m ssmtl_jax.main --config=configs/demo.py --workdir=runs/demo
 
@@ -35,4 +36,5 @@ def get_config():
   # (benchmarks/RESULTS.md, "Synthetic demo").
   c.prep.teachers.distillation = "efficientnet_lite0"
   c.eval.appearance_memory = 1
+  c.tasks = tuple(c.tasks) + ("distillation",)  # T4 learns the teacher's probabilities + features
   return c
