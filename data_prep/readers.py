@@ -82,15 +82,95 @@ def _to_channels(image: np.ndarray, grayscale: bool) -> np.ndarray:
   return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _read_frame_folder(folder: pathlib.Path, grayscale: bool) -> np.ndarray:
+_JPEG_SUFFIXES = (".jpg", ".jpeg")
+_PNG_END = b"IEND\xaeB`\x82"
+_TAIL_BYTES = 1024  # a JPEG's end-of-image marker may be followed by a little padding
+
+DAMAGED_FRAME_POLICIES = ("error", "repeat_previous")
+
+
+class DamagedFrameError(ValueError):
+  """A frame file that is truncated or does not decode; the message names the file."""
+
+
+def _structure_problem(path: pathlib.Path, head: bytes, tail: bytes, size: int) -> str | None:
+  """Why an image file is incomplete, judged from its first and last bytes, else None.
+
+  libjpeg decodes a truncated JPEG with only a warning on stderr (grey rows where the data
+  stops), and a truncated PNG may still yield rows, so completeness is checked here: a JPEG must
+  end with its end-of-image marker, a PNG with its IEND chunk.
+  """
+  suffix = path.suffix.lower()
+  if size == 0:
+    return "the file is empty"
+  if suffix in _JPEG_SUFFIXES:
+    if head[:2] != b"\xff\xd8":
+      return "not a JPEG file (no start-of-image marker)"
+    if b"\xff\xd9" not in tail:
+      return "truncated JPEG (no end-of-image marker)"
+  elif suffix == ".png" and not tail.rstrip(b"\x00").endswith(_PNG_END):
+    return "truncated PNG (no IEND chunk)"
+  return None
+
+
+def frame_file_problem(path: str | pathlib.Path) -> str | None:
+  """Checks that a frame file is complete without decoding it (reads its first and last bytes);
+  returns what is wrong, or None."""
+  path = pathlib.Path(path)
+  size = path.stat().st_size
+  with open(path, "rb") as f:
+    head = f.read(2)
+    f.seek(max(0, size - _TAIL_BYTES))
+    tail = f.read()
+  return _structure_problem(path, head, tail, size)
+
+
+def count_frames(path: str | pathlib.Path) -> int:
+  """Frames of a frame folder or a video file, without decoding them (a video file's count is
+  what its header announces)."""
+  path = pathlib.Path(path)
+  if path.is_dir():
+    return len(list_frame_files(path))
+  if not path.is_file():
+    raise FileNotFoundError(f"Video {path} does not exist (expected a frame folder or a video file).")
+  capture = cv2.VideoCapture(str(path))
+  try:
+    if not capture.isOpened():
+      raise ValueError(f"Could not open video file {path} with OpenCV.")
+    return int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+  finally:
+    capture.release()
+
+
+def _decode_frame(path: pathlib.Path, flag: int) -> np.ndarray:
+  """Decodes one frame file; DamagedFrameError (naming the file) when it is incomplete or does
+  not decode."""
+  data = np.fromfile(path, dtype=np.uint8)
+  problem = _structure_problem(path, data[:2].tobytes(), data[-_TAIL_BYTES:].tobytes(), data.size)
+  if problem is None:
+    image = cv2.imdecode(data, flag)
+    problem = None if image is not None else "corrupt or unsupported image"
+  if problem is not None:
+    raise DamagedFrameError(
+        f"frame {path}: {problem}; replace the file, or set "
+        "--config.prep.damaged_frames=repeat_previous to use the previous frame in its place")
+  return image
+
+
+def _read_frame_folder(folder: pathlib.Path, grayscale: bool, on_damaged=None) -> np.ndarray:
   files = list_frame_files(folder)
   flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_UNCHANGED
   frames = []
   first_shape = None
   for path in files:
-    image = cv2.imread(str(path), flag)
-    if image is None:
-      raise ValueError(f"Could not read frame {path} (corrupt or unsupported image).")
+    try:
+      image = _decode_frame(path, flag)
+    except DamagedFrameError as e:
+      if on_damaged is None or not frames:
+        raise
+      on_damaged(path, str(e))
+      frames.append(frames[-1])
+      continue
     if image.dtype != np.uint8:
       # 16-bit TIFFs: keep the top 8 bits rather than clipping.
       image = (image >> 8).astype(np.uint8) if image.dtype == np.uint16 else (
@@ -134,23 +214,27 @@ def _read_video_file(path: pathlib.Path, grayscale: bool) -> np.ndarray:
   return np.stack(frames)
 
 
-def read_video(path: str | pathlib.Path, grayscale: bool = False) -> np.ndarray:
+def read_video(path: str | pathlib.Path, grayscale: bool = False, on_damaged=None) -> np.ndarray:
   """Reads a whole video from a frame folder or a video file.
 
   Args:
     path: a directory of frame images or a video file OpenCV can decode.
     grayscale: return one luminance channel instead of RGB.
+    on_damaged: None: a truncated or undecodable frame file raises DamagedFrameError. Else a
+      callable `(path, message)` called for each such frame, which is replaced by the previous
+      one (frame numbers, and so the labels, stay aligned); the first frame must decode.
 
   Returns:
     uint8 array `[T, H, W, C]`, C = 1 if `grayscale` else 3 (RGB order).
 
   Raises:
     FileNotFoundError: `path` does not exist or the folder has no frames.
-    ValueError: a frame is unreadable, frame sizes differ, or the video is empty.
+    DamagedFrameError: a frame file is truncated or does not decode (with `on_damaged` None).
+    ValueError: frame sizes differ, or the video is empty.
   """
   path = pathlib.Path(path)
   if path.is_dir():
-    return _read_frame_folder(path, grayscale)
+    return _read_frame_folder(path, grayscale, on_damaged)
   if not path.is_file():
     raise FileNotFoundError(f"Video {path} does not exist (expected a frame folder or a video file).")
   return _read_video_file(path, grayscale)

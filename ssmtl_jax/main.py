@@ -13,6 +13,7 @@ from absl import logging
 from absl import flags
 from ml_collections import config_flags
 
+from ssmtl_jax import cli
 from ssmtl_jax import host_memory
 from ssmtl_jax import pipeline
 
@@ -29,6 +30,11 @@ _COORDINATOR = flags.DEFINE_string(
     "pods and SLURM when unset).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "--multihost: number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "--multihost: this process's index.")
+_VERIFY = flags.DEFINE_bool("verify", False,
+                            "--mode=prep: also read every record's CRC of records that look up "
+                            "to date, and rebuild the videos of any damaged shard.")
+_DEBUG = flags.DEFINE_bool("debug", False, "Show the traceback of errors in the input "
+                           f"(also {cli.DEBUG_ENV}=1); by default they print as one line.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -47,8 +53,12 @@ def main(argv):
   if jax.default_backend() == "cpu":
     # XLA:CPU buffers (and host-callback convs) reuse freed pages instead of faulting in new ones.
     host_memory.retain_freed_memory()
-  pipeline.run(_CONFIG.value, _WORKDIR.value, _MODE.value, video=_VIDEO.value,
-               checkpoint=_CHECKPOINT.value)
+  config = _CONFIG.value
+  cli.run_with_user_errors(
+      lambda: (cli.split_list_overrides(config, sys.argv),
+               pipeline.run(config, _WORKDIR.value, _MODE.value, video=_VIDEO.value,
+                            checkpoint=_CHECKPOINT.value, verify=_VERIFY.value)),
+      sys.argv)
 
 
 def check_config_path(argv: list[str]) -> str | None:
@@ -71,5 +81,5 @@ def check_config_path(argv: list[str]) -> str | None:
 if __name__ == "__main__":
   error = check_config_path(sys.argv)
   if error:
-    sys.exit(f"error: {error}")
-  app.run(main)
+    cli.exit_with(error)
+  app.run(main, flags_parser=cli.parse_flags)

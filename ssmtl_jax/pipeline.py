@@ -6,6 +6,7 @@ import time
 
 from data_prep import prepare
 from ssmtl_jax import evaluate
+from ssmtl_jax import preflight
 from ssmtl_jax import score_video
 from ssmtl_jax import train
 
@@ -19,19 +20,17 @@ def resolve_paths(config, workdir: str) -> None:
 
 
 def run(config, workdir: str, mode: str = "all", video: str | None = None,
-        checkpoint: str | None = None) -> dict:
+        checkpoint: str | None = None, verify: bool = False) -> dict:
   """Runs the stages of `mode` and returns what the last one produced.
 
   `score` mode scores `video` (a file or frame folder) with the best checkpoint of the training
-  workdir `checkpoint` and writes into `workdir`.
+  workdir `checkpoint` and writes into `workdir`. Everything the stages will need is checked
+  first (`preflight.check`). `verify`: prep reads every record's CRC of records it would skip.
   """
   if mode not in MODES:
     raise ValueError(f"unknown mode {mode!r}; valid: {MODES}")
-  evaluate.check_config(config.eval)  # before hours of prep and training
+  preflight.check(config, workdir, mode, video=video, checkpoint=checkpoint)
   if mode == "score":
-    if not video or not checkpoint:
-      raise ValueError("--mode=score needs --video=<file or frame folder> and "
-                       "--checkpoint=<training workdir>")
     result = score_video.score_video(config, video, checkpoint, workdir)
     print(f"{video}: max frame score {result['max_frame_score']}; outputs in {workdir}", flush=True)
     return result
@@ -42,7 +41,7 @@ def run(config, workdir: str, mode: str = "all", video: str | None = None,
   timings, result = {}, {}
   if mode in ("prep", "all"):
     start = time.perf_counter()
-    result = prepare.prepare(config, train.records_dir(config, workdir))
+    result = prepare.prepare(config, train.records_dir(config, workdir), verify=verify)
     timings["prep_s"] = time.perf_counter() - start
   if mode in ("train", "all"):
     start = time.perf_counter()

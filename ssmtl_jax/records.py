@@ -258,9 +258,9 @@ class CubeWriter:
 
   def __exit__(self, exc_type, *exc) -> None:
     if exc_type is not None and self._writer is not None:
-      # Leave no half-written shard behind; completed shards stay.
-      self._writer.close()
-      os.remove(self._writer.path)
+      # Leave no half-written shard behind; completed shards stay. Closing must not raise a
+      # second error over the first (a full disk fails the flush too).
+      self._writer.abort()
       self._writer = None
       return
     self.close()

@@ -15,6 +15,7 @@ readers can read them. Random access needs the byte offset of each record;
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Iterator
@@ -90,10 +91,35 @@ class TFRecordWriter:
       raise ValueError(f"{self.path}: write() after close().")
     offset = self._offset
     framed = frame_record(bytes(data))
-    self._file.write(framed)
+    self._write_bytes(framed)
     self._offset += len(framed)
     self.num_records += 1
     return offset
+
+  def _write_bytes(self, framed: bytes) -> None:
+    with self._naming_the_file():
+      self._file.write(framed)
+
+  @contextlib.contextmanager
+  def _naming_the_file(self):
+    """An OSError without a file name (a full disk reports none) gets this writer's path."""
+    try:
+      yield
+    except OSError as e:
+      if e.filename is None:
+        raise OSError(e.errno, e.strerror, self.path) from None
+      raise
+
+  def abort(self) -> None:
+    """Closes and removes the partial file, whatever state the disk is in."""
+    if self._file is not None:
+      try:
+        self._file.close()
+      except OSError:
+        pass  # the unflushed tail is being thrown away anyway
+      self._file = None
+    if os.path.exists(self.path):
+      os.remove(self.path)
 
   @property
   def bytes_written(self) -> int:
@@ -107,8 +133,9 @@ class TFRecordWriter:
   def close(self) -> None:
     """Flushes and closes the file (also fsyncs, since callers rename after)."""
     if self._file is not None:
-      self._file.flush()
-      os.fsync(self._file.fileno())
+      with self._naming_the_file():
+        self._file.flush()
+        os.fsync(self._file.fileno())
       self._file.close()
       self._file = None
 

@@ -311,5 +311,6 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   manager.close()
   latest.close()
   summary = {"num_steps": num_steps, "best_step": best["step"], "best_val_loss": best["val_loss"],
-             "cubes_per_s": cubes_per_s, "train_cubes": len(train_source), "preempted": preempted}
+             # None when this call trained no step (a finished run resumed): JSON has no NaN.
+             "cubes_per_s": None if math.isnan(cubes_per_s) else cubes_per_s, "train_cubes": len(train_source), "preempted": preempted}
   return summary
