@@ -105,7 +105,10 @@ def encode_cube(window: np.ndarray, video_id: int, frame: int,
     f[TEACHER_PREFIX + name].bytes_list.value.append(
         np.ascontiguousarray(target, np.float16).tobytes())
     f[_TEACHER_SHAPE_PREFIX + name].int64_list.value.extend(int(d) for d in target.shape)
-  return ex.SerializeToString()
+  # `features.feature` is a protobuf map: without `deterministic`, upb writes its entries in
+  # hash-table order, which differs from process to process, so identical cubes would give
+  # different shard bytes. Deterministic serialization writes the entries sorted by key.
+  return ex.SerializeToString(deterministic=True)
 
 
 def decode_cube(data: bytes) -> dict[str, np.ndarray]:

@@ -1,6 +1,9 @@
 """Prep stage errors a user can act on."""
 
 import os
+import pathlib
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -8,6 +11,9 @@ import pytest
 
 from configs import test as test_config
 from data_prep import prepare
+from ssmtl_jax import records
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _static_dataset(root):
@@ -85,3 +91,37 @@ def test_changed_prep_settings_redo_every_video(tmp_path, monkeypatch):
                       lambda *a: calls.append(a[1]) or original(*a))
   manifest = prepare.prepare(config, out)
   assert len(calls) == 5 and manifest["crop_size"] == 8
+
+
+_PREP_SCRIPT = """
+import sys
+from configs import test as test_config
+from data_prep import prepare
+config = test_config.get_config()
+config.data.root = sys.argv[1]
+config.prep.records_per_shard = 8
+prepare.prepare(config, sys.argv[2])
+"""
+
+
+def test_two_identical_preps_write_identical_bytes(tmp_path):
+  # Each prep in its own process, with different hash seeds: whatever order depends on the
+  # process (Python's string hashing, protobuf's map hashing) must not reach the files.
+  config = test_config.get_config()
+  config.data.root = str(tmp_path / "data")
+  prepare.ensure_dataset(config)
+  outs = [tmp_path / "a", tmp_path / "b"]
+  for seed, out in zip(("1", "2"), outs):
+    env = dict(os.environ, PYTHONHASHSEED=seed,
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    subprocess.run([sys.executable, "-c", _PREP_SCRIPT, config.data.root, str(out)], env=env,
+                   cwd=str(ROOT), check=True, capture_output=True)
+  manifest = records.read_manifest(outs[0])
+  shards = [s for e in manifest["splits"].values() for s in e["shards"]]
+  assert len(shards) > 5  # several shards per video at 8 records a shard
+  names = sorted(os.listdir(outs[0]))
+  assert names == sorted(os.listdir(outs[1]))
+  for name in shards + [records.index_path(s) for s in shards] + [records.MANIFEST_NAME]:
+    assert name in names
+  for name in names:
+    assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name

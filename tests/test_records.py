@@ -52,6 +52,39 @@ def test_encode_decode_round_trip():
   np.testing.assert_array_equal(out["box"], np.float32([1.5, 2, 30, 40.25]))
 
 
+def _varint(data, pos):
+  value, shift = 0, 0
+  while True:
+    byte = data[pos]
+    value |= (byte & 0x7F) << shift
+    pos, shift = pos + 1, shift + 7
+    if not byte & 0x80:
+      return value, pos
+
+
+def _length_delimited(data):
+  """(field number, payload) of each length-delimited field of one protobuf message."""
+  pos, out = 0, []
+  while pos < len(data):
+    tag, pos = _varint(data, pos)
+    assert tag & 7 == 2, "Example, Features and map entries hold only length-delimited fields"
+    size, pos = _varint(data, pos)
+    out.append((tag >> 3, data[pos:pos + size]))
+    pos += size
+  return out
+
+
+def test_encode_writes_feature_map_sorted_by_key():
+  # The feature map's order on the wire must not depend on the process's protobuf hash seed,
+  # or identical cubes give different shard bytes: the entries come sorted by key.
+  teachers = {"b_task": np.ones((2, 3)), "a_task": np.zeros(4)}
+  data = records.encode_cube(_window(0), 7, 123, [1.5, 2, 30, 40.25], 1, -1, 0.75, teachers)
+  [(field, features)] = _length_delimited(data)
+  assert field == 1
+  keys = [dict(_length_delimited(entry))[1].decode() for _, entry in _length_delimited(features)]
+  assert len(keys) == 12 and keys == sorted(keys)
+
+
 def test_encode_rejects_bad_input():
   with pytest.raises(ValueError, match="uint8"):
     records.encode_cube(np.zeros(SHAPE, np.float32), 0, 0, [0, 0, 1, 1], 0, 0, 0)
