@@ -22,11 +22,14 @@ and, when data prep ran teachers (T4 / T7 / T9), one pair per teacher-target tas
 
 Teacher fields are optional, so records written without teachers stay valid.
 
-Records of a split live in TFRecord shards `<split>-00000.tfrecord`, ... with a
-structured-numpy index `<shard>.index.npy` beside each one (offset, length,
-video_id, frame per record), which gives random access and lets a split be
-filtered by video without parsing records. `manifest.json` in the same folder
-describes the whole output (see `write_manifest`).
+A `CubeWriter` with prefix `<prefix>` writes TFRecord shards `<prefix>-00000.tfrecord`,
+`<prefix>-00001.tfrecord`, ... Data prep (`data_prep/prepare.py`) writes each video with its
+own writer, prefix `<split>_v<video id, 5 digits>`, so its shards are named like
+`training_v00003-00000.tfrecord`, and a video is redone or skipped as a whole. Beside each
+shard lies a structured-numpy index `<shard>.index.npy` (offset, length, video_id, frame per
+record), which gives random access and lets a split be filtered by video without parsing
+records. `manifest.json` in the same folder lists each split's shards in order (see
+`split_entry` and `write_manifest`).
 """
 
 from __future__ import annotations
@@ -174,7 +177,7 @@ class CubeWriter:
 
   Attributes:
     out_dir: Output folder.
-    split: Split name, used as the shard prefix.
+    split: Shard prefix: a split name, or `<split>_v<video id>` for one video of data prep.
   """
 
   def __init__(self, out_dir: str | os.PathLike[str], split: str,
