@@ -135,6 +135,8 @@ def _finished_video(out_dir: str, split: str, video_id: int, name: str, signatur
     return None
   if result.get("prep") != signature or result.get("name") != name:
     return None
+  if len(result.get("shard_counts", ())) != len(result["shards"]):
+    return None  # no per-shard record counts to fill the manifest with: redo the video
   checks = result.get("shard_checks")
   if checks is None or damaged_shards(out_dir, checks, verify):
     return None
@@ -161,6 +163,7 @@ def _prepare_video(out_dir: str, split: str, video_id: int, name: str, path, det
     result = writer.close()
   return {"name": name, "frame_count": len(frames), "frame_shape": list(frames.shape[1:3]),
           "num_records": result["num_records"], "shards": result["shards"],
+          "shard_counts": result["shard_counts"],
           "shard_checks": {s: file_check(os.path.join(out_dir, s)) for s in result["shards"]},
           "damaged_frames": damaged}
 
@@ -217,8 +220,11 @@ def prepare(config, out_dir: str, force: bool = False, verify: bool = False) -> 
       raise ValueError(f"no objects were detected in any {split} video under {root}; "
                        f"check prep.detector={p.detector!r} and its options (min_area, threshold)")
     frame_counts = [r["frame_count"] for r in done]
+    shards = [s for r in done for s in r["shards"]]
     entry = {"videos": list(videos), "frame_counts": frame_counts, "num_records": num_records,
-             "shards": [s for r in done for s in r["shards"]],
+             "shards": shards,
+             "shard_records": records.shard_records(shards,
+                                                    [n for r in done for n in r["shard_counts"]]),
              "frame_shapes": [r["frame_shape"] for r in done], "frame_stride": stride}
     splits[split] = entry
     shard_checks.update({k: v for r in done for k, v in r["shard_checks"].items()})

@@ -41,8 +41,14 @@ class CubeSource:
     self.split = split
     self.verify = verify
     self._expected: int | None = None
+    self._expected_per_shard: dict[str, int] | None = None
     self.shard_paths = self._find_shards()
     tables = [self._load_index(p) for p in self.shard_paths]
+    for path, table in zip(self.shard_paths, tables):
+      want = (self._expected_per_shard or {}).get(os.path.basename(path))
+      if want is not None and want != len(table):
+        raise ValueError(f"{path}: the manifest lists {want} records in this shard but its "
+                         f"index holds {len(table)}.")
     full = np.concatenate(tables) if tables else np.zeros(0, INDEX_DTYPE)
     if self._expected is not None and self._expected != len(full):
       raise ValueError(f"{self.out_dir}: the manifest lists {self._expected} "
@@ -69,6 +75,8 @@ class CubeSource:
                        f"{sorted(splits)}.")
       names = splits[self.split]["shards"]
       self._expected = splits[self.split].get("num_records")
+      # Optional: the manifests of older preps have no `shard_records`.
+      self._expected_per_shard = splits[self.split].get("shard_records")
     else:
       if not os.path.isdir(self.out_dir):
         raise FileNotFoundError(f"{self.out_dir}: no such folder of cube records.")

@@ -28,8 +28,8 @@ own writer, prefix `<split>_v<video id, 5 digits>`, so its shards are named like
 `training_v00003-00000.tfrecord`, and a video is redone or skipped as a whole. Beside each
 shard lies a structured-numpy index `<shard>.index.npy` (offset, length, video_id, frame per
 record), which gives random access and lets a split be filtered by video without parsing
-records. `manifest.json` in the same folder lists each split's shards in order (see
-`split_entry` and `write_manifest`).
+records. `manifest.json` in the same folder lists each split's shards in order, with the
+records in each (see `split_entry` and `write_manifest`).
 """
 
 from __future__ import annotations
@@ -282,13 +282,22 @@ def split_entry(writer_result: dict[str, Any], videos: Sequence[str],
     frame_counts: Number of frames of each video.
 
   Returns:
-    Dict with `videos`, `frame_counts`, `num_records` and `shards`.
+    Dict with `videos`, `frame_counts`, `num_records`, `shards` (file names in record order)
+    and `shard_records` (shard file name -> number of records in it).
   """
   if len(videos) != len(frame_counts):
     raise ValueError(f"{len(videos)} videos but {len(frame_counts)} frame counts.")
   return {"videos": list(videos), "frame_counts": [int(n) for n in frame_counts],
           "num_records": int(writer_result["num_records"]),
-          "shards": list(writer_result["shards"])}
+          "shards": list(writer_result["shards"]),
+          "shard_records": shard_records(writer_result["shards"], writer_result["shard_counts"])}
+
+
+def shard_records(shards: Sequence[str], counts: Sequence[int]) -> dict[str, int]:
+  """The manifest's `shard_records`: shard file name -> number of records in it."""
+  if len(shards) != len(counts):
+    raise ValueError(f"{len(shards)} shards but {len(counts)} record counts.")
+  return {name: int(n) for name, n in zip(shards, counts)}
 
 
 def write_manifest(out_dir: str | os.PathLike[str], manifest: dict[str, Any]) -> str:

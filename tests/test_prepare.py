@@ -1,5 +1,6 @@
-"""Prep stage errors a user can act on."""
+"""Prep stage: actionable errors, resuming, per-shard record counts, reproducible bytes."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 from configs import test as test_config
 from data_prep import prepare
 from ssmtl_jax import records
+from ssmtl_jax import tfrecord
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -91,6 +93,38 @@ def test_changed_prep_settings_redo_every_video(tmp_path, monkeypatch):
                       lambda *a: calls.append(a[1]) or original(*a))
   manifest = prepare.prepare(config, out)
   assert len(calls) == 5 and manifest["crop_size"] == 8
+
+
+def test_manifest_counts_the_records_of_every_shard(tmp_path, monkeypatch):
+  config = test_config.get_config()
+  config.data.root = str(tmp_path / "data")
+  config.prep.records_per_shard = 8
+  out = str(tmp_path / "records")
+  manifest = prepare.prepare(config, out)
+  for entry in manifest["splits"].values():
+    assert sorted(entry["shard_records"]) == sorted(entry["shards"])
+    assert len(entry["shards"]) > len(entry["videos"])  # some video fills several shards
+    for name, count in entry["shard_records"].items():
+      path = os.path.join(out, name)
+      assert count == sum(1 for _ in tfrecord.iter_records(path))
+      assert count == len(np.load(records.index_path(path), allow_pickle=False))
+    assert sum(entry["shard_records"].values()) == entry["num_records"]
+  # Videos finished by an earlier run are read back from their markers with the same counts;
+  # a marker without counts cannot fill the manifest, so that video is redone.
+  os.remove(os.path.join(out, "manifest.json"))
+  marker = os.path.join(out, "testing_v00001.done.json")
+  with open(marker) as f:
+    done = json.load(f)
+  del done["shard_counts"]
+  with open(marker, "w") as f:
+    json.dump(done, f)
+  redone = []
+  original = prepare._prepare_video
+  monkeypatch.setattr(prepare, "_prepare_video",
+                      lambda out_dir, split, video_id, *a: redone.append((split, video_id))
+                      or original(out_dir, split, video_id, *a))
+  assert prepare.prepare(config, out) == manifest
+  assert redone == [("testing", 1)]
 
 
 _PREP_SCRIPT = """

@@ -208,7 +208,9 @@ def test_manifest_round_trip_and_errors(tmp_path):
   assert back["schema_version"] == records.SCHEMA_VERSION
   assert back["splits"]["train"] == {
       "videos": ["a", "b", "c"], "frame_counts": [10, 20, 30],
-      "num_records": 11, "shards": result["shards"]}
+      "num_records": 11, "shards": result["shards"],
+      "shard_records": {"train-00000.tfrecord": 4, "train-00001.tfrecord": 4,
+                        "train-00002.tfrecord": 3}}
   assert back["prep_config"] == {"detector": "fake"}
   # With a manifest, the source takes the shard list from it.
   assert len(cube_source.CubeSource(tmp_path, "train")) == 11
@@ -219,6 +221,16 @@ def test_manifest_round_trip_and_errors(tmp_path):
   records.write_manifest(tmp_path, wrong)
   with pytest.raises(ValueError, match="lists 12 train records"):
     cube_source.CubeSource(tmp_path, "train")
+  wrong = dict(manifest, splits={"train": dict(
+      entry, shard_records=dict(entry["shard_records"], **{"train-00001.tfrecord": 3,
+                                                           "train-00002.tfrecord": 4}))})
+  records.write_manifest(tmp_path, wrong)
+  with pytest.raises(ValueError, match="train-00001.tfrecord: the manifest lists 3 records"):
+    cube_source.CubeSource(tmp_path, "train")
+  # A manifest without per-shard counts (older preps) still reads.
+  old = dict(manifest, splits={"train": {k: v for k, v in entry.items() if k != "shard_records"}})
+  records.write_manifest(tmp_path, old)
+  assert len(cube_source.CubeSource(tmp_path, "train")) == 11
 
   with pytest.raises(ValueError, match="missing keys"):
     records.write_manifest(tmp_path, {"splits": {}})
