@@ -45,7 +45,7 @@ _SHARES = flags.DEFINE_list("shares", ["0", "equal", "0.33", "0.5", "0.67", "0.8
 def frame_scores_by_share(config, workdir: str, entry, shares) -> dict[str, dict]:
   """share -> video -> frame scores of one evaluated run."""
   with open(os.path.join(workdir, "metrics.json")) as f:
-    stats = {k: tuple(v) for k, v in json.load(f)["score_stats"].items()}
+    stats = evaluate.parse_score_stats(json.load(f)["score_stats"])
   saved = np.load(os.path.join(workdir, "eval", "object_scores.npz"), allow_pickle=False)
   scores = {k[len("task_"):]: saved[k] for k in saved.files if k.startswith("task_")}
   if appearance_memory.NAME not in scores:

@@ -94,6 +94,32 @@ def combine_scores(task_scores: dict[str, np.ndarray], stats: dict[str, tuple[fl
   return np.sum(parts, axis=0) / total
 
 
+def score_stats_json(stats: dict[str, tuple[float, float]] | None
+                     ) -> dict[str, dict[str, float]] | None:
+  """metrics.json's `score_stats`: task -> `{"mean": m, "std": s}` of its scores on normal
+  data, the statistics `combine_scores` standardises with."""
+  if stats is None:
+    return None
+  return {name: {"mean": float(mean), "std": float(std)} for name, (mean, std) in stats.items()}
+
+
+def parse_score_stats(raw) -> dict[str, tuple[float, float]] | None:
+  """Task -> (mean, std) from metrics.json's `score_stats`: `{"mean": m, "std": s}` per task,
+  or the bare `[mean, std]` pair that earlier evaluations stored; None when absent or empty."""
+  if not raw:
+    return None
+  stats = {}
+  for name, value in raw.items():
+    if isinstance(value, dict):
+      stats[name] = (float(value["mean"]), float(value["std"]))
+    elif isinstance(value, (list, tuple)) and len(value) == 2:
+      stats[name] = (float(value[0]), float(value[1]))
+    else:
+      raise ValueError(f"score_stats[{name!r}]: expected {{\"mean\": m, \"std\": s}} or "
+                       f"[mean, std], got {value!r}")
+  return stats
+
+
 def check_config(ec) -> None:
   """Raises ValueError for eval settings out of range, before any work starts."""
   if ec.appearance_memory < 0:
@@ -187,7 +213,8 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
       for name, s in task_scores.items()}
   result["micro_auc_per_video_minmax"] = metrics.micro_auc(labels, by_minmax[True])
   result["micro_auc_no_minmax"] = metrics.micro_auc(labels, by_minmax[False])
-  result.update(checkpoint_step=int(step), num_test_cubes=len(test), score_stats=stats)
+  result.update(checkpoint_step=int(step), num_test_cubes=len(test),
+                score_stats=score_stats_json(stats))
   np.savez(os.path.join(out_dir, "object_scores.npz"), video_id=meta["video_id"],
            frame=meta["frame"], box=boxes, object_score=object_scores,
            **{f"task_{k}": v for k, v in task_scores.items()})

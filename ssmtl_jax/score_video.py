@@ -38,8 +38,11 @@ def load_score_stats(checkpoint_dir: str) -> dict[str, tuple[float, float]] | No
   if not os.path.isfile(path):
     return None
   with open(path) as f:
-    stats = json.load(f).get("score_stats")
-  return {k: (float(v[0]), float(v[1])) for k, v in stats.items()} if stats else None
+    raw = json.load(f).get("score_stats")
+  try:
+    return evaluate.parse_score_stats(raw)
+  except (KeyError, TypeError, ValueError) as e:
+    raise ValueError(f"{path}: {e}") from e
 
 
 class VideoScorer:

@@ -108,8 +108,8 @@ def test_eval_scores_with_the_memory(memory_run):
     metrics = json.load(f)
   assert set(metrics["per_task_micro_auc"]) == {"arrow_of_time", "distillation",
                                                 appearance_memory.NAME}
-  mean, std = metrics["score_stats"][appearance_memory.NAME]
-  assert mean > 0 and std > 0
+  stats = metrics["score_stats"][appearance_memory.NAME]
+  assert set(stats) == {"mean", "std"} and stats["mean"] > 0 and stats["std"] > 0
   scores = np.load(os.path.join(workdir, "eval", "object_scores.npz"))
   memory_scores = scores[f"task_{appearance_memory.NAME}"]
   assert memory_scores.shape == scores["object_score"].shape and np.all(memory_scores >= 0)

@@ -1,6 +1,7 @@
 """Hand-computed tests of how per-object scores become frame scores and AUCs.
 
-Covers `evaluate.combine_scores` (per-task standardisation and mean),
+Covers `evaluate.combine_scores` (per-task standardisation and mean), the `score_stats`
+they standardise with as metrics.json stores and reads them,
 `metrics.frame_scores_from_objects` (max per frame, video-min floor, the 1/8
 box map with a mean filter), `evaluate.video_frame_scores` (stride
 interpolation, min-max), `metrics.postprocess` / `gaussian_smooth` and the
@@ -8,6 +9,7 @@ micro / macro AUCs of `metrics.evaluate_frames`. Every expected value is a
 literal worked out by hand in the comment beside it.
 """
 
+import json
 import types
 import warnings
 
@@ -81,6 +83,33 @@ def test_combine_scores_ignores_dict_order():
       {k: stats[k] for k in ("b", "c", "a")})
   np.testing.assert_allclose(forward, [1 / 3], rtol=1e-15)
   np.testing.assert_array_equal(backward, forward)
+
+
+# ------------------------------------------------------------ score_stats
+
+
+def test_score_stats_are_stored_with_named_fields_and_read_back(tmp_path):
+  from ssmtl_jax import score_video  # pylint: disable=g-import-not-at-top
+  stats = {"arrow_of_time": (0.25, 1.5), "distillation": (3.0, 0.5)}
+  stored = evaluate.score_stats_json(stats)
+  assert stored == {"arrow_of_time": {"mean": 0.25, "std": 1.5},
+                    "distillation": {"mean": 3.0, "std": 0.5}}
+  assert evaluate.score_stats_json(None) is None
+  (tmp_path / "metrics.json").write_text(json.dumps({"score_stats": stored}))
+  assert score_video.load_score_stats(str(tmp_path)) == stats
+
+
+def test_score_stats_of_older_runs_as_bare_mean_std_pairs_still_read(tmp_path):
+  from ssmtl_jax import score_video  # pylint: disable=g-import-not-at-top
+  (tmp_path / "metrics.json").write_text(json.dumps(
+      {"score_stats": {"arrow_of_time": [0.25, 1.5], "distillation": [3.0, 0.5]}}))
+  assert score_video.load_score_stats(str(tmp_path)) == {"arrow_of_time": (0.25, 1.5),
+                                                         "distillation": (3.0, 0.5)}
+  (tmp_path / "metrics.json").write_text(json.dumps({"score_stats": None}))
+  assert score_video.load_score_stats(str(tmp_path)) is None
+  (tmp_path / "metrics.json").write_text(json.dumps({"score_stats": {"a": [1.0]}}))
+  with pytest.raises(ValueError, match=r"metrics.json: score_stats\['a'\]"):
+    score_video.load_score_stats(str(tmp_path))
 
 
 # ------------------------------------------------ frame_scores_from_objects
