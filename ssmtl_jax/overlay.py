@@ -3,12 +3,19 @@
 What a user looks at to see *where* the model flags an anomaly: the scored boxes drawn on the
 frames (blue = normal, red = anomalous, on a shared colour scale), a strip under the frame with the
 frame score over time, a cursor at the current frame and the ground-truth anomalies shaded.
-Written with OpenCV (MPEG-4 Part 2, `mp4v`, which every OpenCV wheel can encode) under a
-temporary name and renamed when complete.
+
+Written as H.264 (`libx264`, yuv420p, `movflags=+faststart`: the index before the data) with
+PyAV, whose wheels bundle libx264, so browsers and other standard players play the file, also
+while it downloads. yuv420p halves the chroma resolution, so an odd width or height is padded
+by one black column or row. Without PyAV or its libx264 encoder, OpenCV writes MPEG-4 Part 2
+(`mp4v`, which every OpenCV wheel can encode but browsers do not play) and a warning says why,
+once per reason. Either way the file is written under a temporary name and renamed when complete.
 """
 
+import fractions
 import os
 import uuid
+import warnings
 
 import cv2
 import numpy as np
@@ -46,6 +53,107 @@ def _score_strip(frame_scores: np.ndarray, labels, width: int, low: float, high:
   return strip
 
 
+_H264_ENCODER = "libx264"
+# crf 20 keeps the 2-pixel box edges and the small score text legible; "fast" trades a little
+# file size for encoding speed, since eval writes an overlay for every test video.
+_H264_OPTIONS = {"crf": "20", "preset": "fast"}
+_warned_fallback: set[str] = set()
+
+
+def _h264_unavailable() -> str | None:
+  """Why overlays cannot be written as H.264 here, or None when they can."""
+  try:
+    import av  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    return f"PyAV is not importable ({e})"
+  try:
+    av.codec.Codec(_H264_ENCODER, "w")
+  except ValueError as e:
+    return f"PyAV {av.__version__} has no {_H264_ENCODER} encoder ({e})"
+  return None
+
+
+class _H264Writer:
+  """BGR frames -> H.264 yuv420p in an mp4 with the index (moov) before the data (faststart)."""
+
+  def __init__(self, path: str, fps: float, width: int, height: int):
+    import av  # pylint: disable=g-import-not-at-top
+    self._av = av
+    rate = fractions.Fraction(fps).limit_denominator(1001)
+    self._container = av.open(path, "w", format="mp4",
+                              container_options={"movflags": "+faststart"})
+    try:
+      self._stream = self._container.add_stream(_H264_ENCODER, rate=rate)
+      self._stream.width, self._stream.height = width, height
+      self._stream.pix_fmt = "yuv420p"
+      self._stream.codec_context.time_base = 1 / rate
+      self._stream.options = dict(_H264_OPTIONS)
+    except BaseException:
+      self._container.close()
+      raise
+    self._time_base = 1 / rate
+    self._count = 0
+
+  def write(self, bgr: np.ndarray) -> None:
+    frame = self._av.VideoFrame.from_ndarray(bgr, format="bgr24")
+    frame.pts, frame.time_base = self._count, self._time_base
+    self._count += 1
+    for packet in self._stream.encode(frame):
+      self._container.mux(packet)
+
+  def close(self) -> None:
+    """Flushes the encoder and writes the index; the file is complete after this."""
+    try:
+      for packet in self._stream.encode(None):
+        self._container.mux(packet)
+    finally:
+      self._container.close()
+
+  def abort(self) -> None:
+    self._container.close()
+
+
+class _Mp4vWriter:
+  """BGR frames -> MPEG-4 Part 2 with OpenCV: the fallback without PyAV's libx264."""
+
+  def __init__(self, path: str, fps: float, width: int, height: int):
+    self._writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not self._writer.isOpened():
+      raise RuntimeError(f"OpenCV cannot open an mp4v writer for {path}")
+
+  def write(self, bgr: np.ndarray) -> None:
+    self._writer.write(bgr)
+
+  def close(self) -> None:
+    self._writer.release()
+
+  abort = close
+
+
+def open_video_writer(path: str, fps: float, width: int, height: int):
+  """A writer of `height` x `width` BGR uint8 frames into the `.mp4` file `path`: H.264 with
+  PyAV, else mp4v with OpenCV (warned once per reason). It has `write(bgr)`, `close()`
+  (completes the file) and `abort()` (stops without completing it). The size must be even."""
+  if width % 2 or height % 2:
+    raise ValueError(f"{path}: H.264 yuv420p needs an even frame size, got {width}x{height}")
+  reason = _h264_unavailable()
+  if reason is None:
+    return _H264Writer(path, fps, width, height)
+  if reason not in _warned_fallback:
+    _warned_fallback.add(reason)
+    warnings.warn(f"overlay videos are written as MPEG-4 Part 2 (mp4v), which browsers do not "
+                  f"play, not H.264: {reason}", RuntimeWarning, stacklevel=2)
+  return _Mp4vWriter(path, fps, width, height)
+
+
+def _pad_even(image: np.ndarray) -> np.ndarray:
+  """Pads `[H, W, 3]` with one black row / column where H / W is odd (never crops)."""
+  pad_h, pad_w = image.shape[0] % 2, image.shape[1] % 2
+  if not pad_h and not pad_w:
+    return image
+  return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)))
+
+
 def write_overlay_video(path: str, frames: np.ndarray, frame_scores: np.ndarray,
                         region_frames: np.ndarray, region_boxes: np.ndarray,
                         region_scores: np.ndarray, labels=None, fps: float = 10.0,
@@ -65,13 +173,15 @@ def write_overlay_video(path: str, frames: np.ndarray, frame_scores: np.ndarray,
       the region scores, so one outlier does not wash the others out.
 
   Returns:
-    The written path.
+    The written path. The video is `H + BAR` rows by `W` columns, each rounded up to even.
   """
   frames = np.asarray(frames)
   if frames.ndim != 4 or frames.shape[-1] not in (1, 3) or frames.dtype != np.uint8:
     raise ValueError(f"{path}: frames must be uint8 [T, H, W, 1|3], got {frames.dtype} "
                      f"{frames.shape}")
   num, height, width = frames.shape[:3]
+  if not fps > 0:
+    raise ValueError(f"{path}: the frame rate must be > 0, got {fps}")
   frame_scores = np.asarray(frame_scores, np.float64)
   if frame_scores.shape != (num,):
     raise ValueError(f"{path}: {frame_scores.shape[0]} frame scores for {num} frames")
@@ -88,12 +198,12 @@ def write_overlay_video(path: str, frames: np.ndarray, frame_scores: np.ndarray,
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
                      f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp.mp4")
-  writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height + _BAR_HEIGHT))
-  if not writer.isOpened():
-    raise RuntimeError(f"OpenCV cannot open an mp4v writer for {path}")
+  out_height, out_width = height + _BAR_HEIGHT + (height + _BAR_HEIGHT) % 2, width + width % 2
   order = np.argsort(region_frames, kind="stable")
   starts = np.searchsorted(region_frames[order], np.arange(num + 1))
+  writer = None
   try:
+    writer = open_video_writer(tmp, fps, out_width, out_height)
     for t in range(num):
       image = frames[t]
       image = (cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.shape[-1] == 1
@@ -109,12 +219,13 @@ def write_overlay_video(path: str, frames: np.ndarray, frame_scores: np.ndarray,
       cv2.line(bar, (x, 0), (x, _BAR_HEIGHT - 1), _CURSOR_COLOR, 1)
       cv2.putText(bar, f"frame {t}  score {frame_scores[t]:.2f}", (4, 12),
                   cv2.FONT_HERSHEY_PLAIN, 0.8, _CURSOR_COLOR, 1, cv2.LINE_AA)
-      writer.write(np.concatenate([image, bar], axis=0))
+      writer.write(_pad_even(np.concatenate([image, bar], axis=0)))
+    writer.close()
   except BaseException:
-    writer.release()
+    if writer is not None:
+      writer.abort()
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
-  writer.release()
   os.replace(tmp, path)
   return path
