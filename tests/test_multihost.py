@@ -89,6 +89,13 @@ def test_two_processes_match_one_process(prepared, tmp_path):
   close = np.isclose(a, b, rtol=1e-4, atol=1e-5)
   assert close.mean() > 0.99, f"{(~close).sum()} of {close.size} values differ"
   assert np.max(np.abs(a - b)) <= NUM_STEPS * lr * 1.01
+  # 8 devices vs 1 device: the parameters too (the same tolerance: only reduction orders differ).
+  one = _state(one_device)
+  assert jax.tree.structure(want) == jax.tree.structure(one)
+  c = np.concatenate([np.ravel(x) for x in jax.tree.leaves(one)]).astype(np.float64)
+  close = np.isclose(a, c, rtol=1e-4, atol=1e-5)
+  assert close.mean() > 0.99, f"1 vs 8 devices: {(~close).sum()} of {close.size} values differ"
+  assert np.max(np.abs(a - c)) <= NUM_STEPS * lr * 1.01
   losses = {}
   for name, w in (("single", single), ("multi", multi), ("one_device", one_device)):
     with open(w / "train_log.jsonl") as f:

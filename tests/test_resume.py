@@ -35,11 +35,26 @@ def env(tmp_path_factory):
               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
 
-def _command(workdir, records_dir):
+def _command(workdir, records_dir, *extra):
   return [sys.executable, "-m", "ssmtl_jax.main", "--config=configs/test.py",
           f"--workdir={workdir}", "--mode=train", f"--config.data.records_dir={records_dir}",
           f"--config.train.num_steps={NUM_STEPS}", "--config.train.checkpoint_every_steps=1",
-          "--config.train.eval_every_steps=4", "--config.train.tensorboard=False"]
+          "--config.train.eval_every_steps=4", "--config.train.tensorboard=False", *extra]
+
+
+def _one_device(env):
+  """`env` with one CPU device: the path a user's single-CPU run takes ('auto' convolutions
+  lower through the host library there)."""
+  flags = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                   if not f.startswith("--xla_force_host_platform_device_count"))
+  return dict(env, XLA_FLAGS=flags)
+
+
+def _assert_same_state(want, got):
+  assert jax.tree.structure(want) == jax.tree.structure(got)
+  for path, a, b in zip(jax.tree_util.tree_flatten_with_path(want)[0],
+                        jax.tree.leaves(want), jax.tree.leaves(got)):
+    assert np.array_equal(np.asarray(a), np.asarray(b)), f"{jax.tree_util.keystr(path[0])} differs"
 
 
 def _latest_step(workdir) -> int:
@@ -53,9 +68,9 @@ def _final_state(workdir):
   return ocp.StandardCheckpointer().restore(path)
 
 
-def _start(workdir, records_dir, env):
-  return subprocess.Popen(_command(workdir, records_dir), cwd=REPO, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=env)
+def _start(workdir, records_dir, env, *extra):
+  return subprocess.Popen(_command(workdir, records_dir, *extra), cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
 def _wait_for_progress(proc, workdir, at_least: int, timeout: float = 300) -> int:
@@ -111,11 +126,37 @@ def test_sigkill_at_random_steps_then_sigterm_resumes_bit_identically(prepared, 
   record_property("kills_survived", kills)
   print(f"survived {kills} SIGKILLs and a SIGTERM")
 
+  _assert_same_state(_final_state(reference), _final_state(workdir))
+
+
+def test_one_cpu_device_with_weight_average_resumes_bit_identically(prepared, env, tmp_path):
+  """The default single-CPU run (host-library convolutions) with `train.ema_decay`: killed
+  twice, it ends with the parameters *and* the weight average of an uninterrupted run."""
+  one = _one_device(env)
+  extra = ("--config.train.ema_decay=0.9", "--config.model.conv_impl=auto")
+  reference = tmp_path / "reference"
+  done = subprocess.run(_command(reference, prepared, *extra), cwd=REPO, capture_output=True,
+                        text=True, env=one)
+  assert done.returncode == 0, done.stdout + done.stderr
+  assert "on 1 cpu device(s)" in done.stdout
+  assert "3D convs: native" not in done.stdout  # the host library, not XLA's own conv
+  workdir = tmp_path / "interrupted"
+  rng = random.Random(99)
+  for _ in range(2):
+    before = _latest_step(workdir)
+    proc = _start(workdir, prepared, one, *extra)
+    _wait_for_progress(proc, workdir, rng.randint(before + 2, before + 4))
+    time.sleep(rng.uniform(0.0, 0.3))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+  done = subprocess.run(_command(workdir, prepared, *extra), cwd=REPO, capture_output=True,
+                        text=True, env=one)
+  assert done.returncode == 0, done.stdout + done.stderr
+  assert "resuming from the checkpoint of step" in done.stdout
   want, got = _final_state(reference), _final_state(workdir)
-  assert jax.tree.structure(want) == jax.tree.structure(got)
-  for path, a, b in zip(jax.tree_util.tree_flatten_with_path(want)[0],
-                        jax.tree.leaves(want), jax.tree.leaves(got)):
-    assert np.array_equal(np.asarray(a), np.asarray(b)), f"{jax.tree_util.keystr(path[0])} differs"
+  assert jax.tree.leaves(want["ema"]), "the weight average is part of the saved state"
+  _assert_same_state(want, got)
 
 
 def test_non_finite_loss_names_the_step_and_task(prepared, tmp_path):
