@@ -3,6 +3,7 @@
 import json
 import os
 
+import av
 import cv2
 import jax
 import numpy as np
@@ -109,9 +110,12 @@ def test_eval_writes_regions_overlays_summary_and_tensorboard(tiny_run):
   for vid, n in zip(test["videos"], test["frame_counts"]):
     rows = reports.read_region_file(os.path.join(workdir, "eval", "regions", f"{vid}.csv"))
     assert rows.shape[1] == 6 and np.all((rows[:, 0] >= 0) & (rows[:, 0] < n))
-    cap = cv2.VideoCapture(os.path.join(workdir, "eval", "overlays", f"{vid}.mp4"))
+    path = os.path.join(workdir, "eval", "overlays", f"{vid}.mp4")
+    cap = cv2.VideoCapture(path)
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == n
     cap.release()
+    with av.open(path) as container:  # H.264, which browsers play
+      assert container.streams.video[0].codec_context.name == "h264"
   with open(os.path.join(workdir, "summary.md")) as f:
     summary = f.read()
   assert f"| micro AUC | {100 * result['micro_auc']:.2f} |" in summary
@@ -142,7 +146,8 @@ def test_score_mode_scores_a_frame_folder_like_eval(tiny_run, tmp_path):
 def test_score_mode_needs_video_and_checkpoint(tmp_path):
   with pytest.raises(ValueError, match="--video"):
     pipeline.run(test_config.get_config(), str(tmp_path), "score")
-  with pytest.raises(FileNotFoundError, match="no checkpoints"):
+  # Both problems at once, before any work: the video is missing and so are the checkpoints.
+  with pytest.raises(ValueError, match=r"(?s)--video=x\.avi: no such file.*no checkpoints"):
     pipeline.run(test_config.get_config(), str(tmp_path), "score", video="x.avi",
                  checkpoint=str(tmp_path))
 
