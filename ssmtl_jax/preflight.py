@@ -104,6 +104,11 @@ def config_problems(config, mode: str) -> list[str]:
         problem = teachers_lib.spec_problem(spec, task)
         if problem:
           problems.append(problem)
+  if (ec.appearance_memory > 0 and mode in ("prep", "all")
+      and p.teachers.get("distillation") != "efficientnet_lite0"):
+    problems.append(f"eval.appearance_memory={ec.appearance_memory} scores the built-in teacher's "
+                    "features: set --config.prep.teachers.distillation=efficientnet_lite0 (or "
+                    "--config.eval.appearance_memory=0)")
   if tasks and mode in ("train", "all") and any(t.adversarial for t in tasks):
     if config.ood.data_dir and not os.path.isdir(config.ood.data_dir):
       problems.append(f"ood.data_dir={config.ood.data_dir}: no such folder (unset it to use the "

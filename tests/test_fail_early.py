@@ -156,6 +156,12 @@ def test_several_problems_are_listed_together(tmp_path):
   assert "unknown task 'jigsw'" in err
 
 
+def test_appearance_memory_without_the_teacher_stops_before_prep(tmp_path):
+  status, out, err = _main("--config.eval.appearance_memory=1", f"--workdir={tmp_path}")
+  _assert_user_error(status, out, err, r"appearance_memory=1 scores the built-in teacher's "
+                     r"features: set --config\.prep\.teachers\.distillation=efficientnet_lite0")
+
+
 def _readme_task_lists():
   """Every `--config.tasks=` argument of the README, as the shell would pass it."""
   text = (REPO / "README.md").read_text()
