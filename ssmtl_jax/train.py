@@ -223,8 +223,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
         f"{len(setup.val_videos)} videos; {num_steps} steps of batch {tc.batch_size} "
         f"({steps_per_epoch} steps/epoch) on {jax.device_count()} {jax.default_backend()} "
         f"device(s), "
-        f"3D convs: {layers.resolve_conv_impl(config.model.conv_impl)} "
-        f"(input conv: {layers.resolve_conv_impl(config.model.first_conv_impl, True)})",
+        "model: " + ", ".join(f"{k} {v}" for k, v in
+                              layers.resolve_model_choices(config.model).items()),
         flush=True)
 
   replicated = sharding.replicated(setup.mesh)
