@@ -52,24 +52,62 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 3) -> float:
 
 def compiled_gflop(compiled) -> float:
   """GFLOP of one call of a compiled function, from XLA's cost analysis (nan if unavailable)."""
-  cost = compiled.cost_analysis()
+  return _gflop(compiled.cost_analysis())
+
+
+def lowered_gflop(lowered) -> float:
+  """GFLOP of one call of a lowered function, from XLA's cost analysis of its unoptimised HLO
+  (nan if unavailable)."""
+  return _gflop(lowered.cost_analysis())
+
+
+def _gflop(cost) -> float:
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost.get("flops", float("nan"))) / 1e9 if cost else float("nan")
 
 
-def math_gflop(config, batch_size: int, lower: Callable[..., Any]) -> float:
-  """GFLOP of one call of a step with every convolution lowered by lax.conv.
+def uses_host_conv(config) -> bool:
+  """Whether the config's convolutions resolve, here, to a host library's (a host callback)."""
+  from ssmtl_jax.models import layers  # pylint: disable=g-import-not-at-top
+  choice = layers.resolve_model_choices(config.model)
+  return any(choice[k] in layers.HOST_CONV_IMPLS for k in ("conv_impl", "first_conv_impl"))
 
-  XLA's cost analysis cannot see into host callbacks (the host conv lowerings), so a
-  compiled step that uses them reports only the rest; the math is the same in every lowering, so
-  the count of the lax.conv build is the step's. `lower(*model_and_batch(...))`
-  returns the lowered step.
+
+def math_gflop(config, batch_size: int, lower: Callable[..., Any], lowered=None) -> float:
+  """GFLOP of one call of a step: XLA's cost analysis of the step lowered with every
+  convolution through lax.conv, before optimisation. That is the math as written: the same count
+  on every backend whatever kernels the backend's compiler picks (a GPU's cuDNN calls, fusions),
+  and it needs no compile.
+
+  `lowered`, the step as timed, is counted directly when its convolutions are lax.conv's; XLA
+  cannot see into host callbacks (the host conv lowerings), so otherwise a lax.conv build of the
+  same step is lowered for the count: `lower(*model_and_batch(...))` returns it.
   """
+  if lowered is not None and not uses_host_conv(config):
+    return lowered_gflop(lowered)
   import copy  # pylint: disable=g-import-not-at-top
   native = copy.deepcopy(config)
   with native.unlocked():
     native.model.conv_impl = native.model.first_conv_impl = "native"
-  return compiled_gflop(lower(*model_and_batch(native, batch_size)).compile())
+  return lowered_gflop(lower(*model_and_batch(native, batch_size, shapes_only=True)))
+
+
+def memory_fields(compiled) -> dict[str, Any]:
+  """Device memory of a compiled step: XLA's own account of its buffers (arguments, outputs,
+  temporaries: what one call needs) and the allocator's peak since the process started
+  (`device.memory_stats()`; null where the backend keeps none, as on CPU)."""
+  out = {}
+  try:
+    m = compiled.memory_analysis()
+    out = {"xla_temp_bytes": int(m.temp_size_in_bytes),
+           "xla_argument_bytes": int(m.argument_size_in_bytes),
+           "xla_output_bytes": int(m.output_size_in_bytes)}
+  except Exception:  # pylint: disable=broad-except
+    out = {"xla_temp_bytes": None, "xla_argument_bytes": None, "xla_output_bytes": None}
+  stats = jax.devices()[0].memory_stats() or {}
+  out["device_peak_bytes_since_start"] = stats.get("peak_bytes_in_use")
+  out["device_bytes_limit"] = stats.get("bytes_limit")
+  return out
 
 
 def device_fields() -> dict[str, Any]:
@@ -88,10 +126,11 @@ def report(result: dict[str, Any], argv: list[str], record: bool) -> None:
       f.write(f"\n`python {' '.join(argv)}`\n\n```json\n{line}\n```\n")
 
 
-def model_and_batch(config, batch_size: int, seed: int = 0):
+def model_and_batch(config, batch_size: int, seed: int = 0, shapes_only: bool = False):
   """The config's tasks, model, optimizer, a replicated train state and one random global batch
   of uint8 windows, as the real pipeline builds them (random data: throughput does not depend on
-  pixel values)."""
+  pixel values). `shapes_only`: the state and batch as `jax.ShapeDtypeStruct`s, enough to lower
+  a step (no initialisation is compiled or run)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from ssmtl_jax import sharding  # pylint: disable=g-import-not-at-top
   from ssmtl_jax import steps  # pylint: disable=g-import-not-at-top
@@ -104,6 +143,11 @@ def model_and_batch(config, batch_size: int, seed: int = 0):
   mesh = sharding.make_mesh()
   shape = (2 * config.prep.half_window + 1, config.prep.crop_size, config.prep.crop_size, channels)
   rng = jax.random.PRNGKey(seed)
+  if shapes_only:
+    state = jax.eval_shape(lambda: steps.new_train_state(
+        steps.init_variables(model, tasks, {"window": shape}, rng), tx))
+    batch = {"window": jax.ShapeDtypeStruct((batch_size, *shape), jnp.uint8)}
+    return tasks, model, tx, state, batch, rng
   variables = steps.init_variables(model, tasks, {"window": shape}, rng)
   state = steps.new_train_state(variables, tx)
   state = jax.device_put(state, sharding.replicated(mesh))

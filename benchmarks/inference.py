@@ -19,10 +19,15 @@ import jax
 import harness
 from ssmtl_jax import steps
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
-_BATCH = flags.DEFINE_integer("batch", 16, "Cubes per call.")
-_STEPS = flags.DEFINE_integer("steps", 5, "Timed calls (after 1 warm-up call).")
-_RECORD = flags.DEFINE_bool("record", False, "Append the result to benchmarks/RESULTS.md.")
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defined only when run as a script, so other benchmarks can import `measure`."""
+  config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
+  flags.DEFINE_integer("batch", 16, "Cubes per call.")
+  flags.DEFINE_integer("steps", 5, "Timed calls (after 1 warm-up call).")
+  flags.DEFINE_bool("record", False, "Append the result to benchmarks/RESULTS.md.")
 
 
 def measure(config, batch_size: int, num_steps: int) -> dict:
@@ -33,9 +38,10 @@ def measure(config, batch_size: int, num_steps: int) -> dict:
 
   variables = state.variables
   start = time.perf_counter()
-  compiled = lower(tasks, model, None, state, batch, rng).compile()
+  lowered = lower(tasks, model, None, state, batch, rng)
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - start
-  gflop = harness.math_gflop(config, batch_size, lower)
+  gflop = harness.math_gflop(config, batch_size, lower, lowered)
   seconds = harness.median_seconds(lambda: compiled(variables, batch, rng), num_steps)
   peak = harness.matmul_peak_gflops()
   achieved = gflop / seconds
@@ -49,13 +55,15 @@ def measure(config, batch_size: int, num_steps: int) -> dict:
       "compile_s": round(compile_s, 2), "gflop_per_cube": round(gflop / batch_size, 3),
       "achieved_gflop_s": round(achieved, 2), "matmul_peak_gflop_s": round(peak, 1),
       "share_of_matmul_peak": round(achieved / peak, 3), "calls_timed": num_steps,
+      **harness.memory_fields(compiled),
   }
 
 
 def main(argv):
   del argv
-  harness.report(measure(_CONFIG.value, _BATCH.value, _STEPS.value), sys.argv, _RECORD.value)
+  harness.report(measure(FLAGS.config, FLAGS.batch, FLAGS.steps), sys.argv, FLAGS.record)
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -25,13 +25,18 @@ from ssmtl_jax import input_pipeline
 from ssmtl_jax import pipeline
 from ssmtl_jax import records
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
-_RECORDS = flags.DEFINE_string("records_dir", "", "Prepared records; default: prepare into tmp.")
-_WORKERS = flags.DEFINE_list("workers", ["0", "2"], "grain worker processes to measure.")
-_BATCHES = flags.DEFINE_integer("batches", 20, "Batches per timed window.")
-_WINDOWS = flags.DEFINE_integer("windows", 3, "Timed windows (median reported).")
-_STEPS = flags.DEFINE_integer("steps", 3, "Timed train steps for the comparison (0: skip).")
-_RECORD = flags.DEFINE_bool("record", False, "Append the result to benchmarks/RESULTS.md.")
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defined only when run as a script, so other benchmarks can import `pipeline_cubes_per_s`."""
+  config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
+  flags.DEFINE_string("records_dir", "", "Prepared records; default: prepare into tmp.")
+  flags.DEFINE_list("workers", ["0", "2"], "grain worker processes to measure.")
+  flags.DEFINE_integer("batches", 20, "Batches per timed window.")
+  flags.DEFINE_integer("windows", 3, "Timed windows (median reported).")
+  flags.DEFINE_integer("steps", 3, "Timed train steps for the comparison (0: skip).")
+  flags.DEFINE_bool("record", False, "Append the result to benchmarks/RESULTS.md.")
 
 
 def pipeline_cubes_per_s(records_dir, batch_size, workers, num_batches, windows) -> float:
@@ -52,8 +57,8 @@ def pipeline_cubes_per_s(records_dir, batch_size, workers, num_batches, windows)
 
 def main(argv):
   del argv
-  config = _CONFIG.value
-  records_dir = _RECORDS.value
+  config = FLAGS.config
+  records_dir = FLAGS.records_dir
   if not records_dir:
     workdir = tempfile.mkdtemp(prefix="bench_input_")
     config = config.copy_and_resolve_references()
@@ -62,16 +67,17 @@ def main(argv):
   batch = config.train.batch_size
   result = {"benchmark": "input_pipeline", **harness.device_fields(), "batch": batch,
             "crop": config.prep.crop_size, "records_dir": os.path.abspath(records_dir)}
-  for w in map(int, _WORKERS.value):
+  for w in map(int, FLAGS.workers):
     result[f"cubes_per_s_workers_{w}"] = round(
-        pipeline_cubes_per_s(records_dir, batch, w, _BATCHES.value, _WINDOWS.value), 1)
-  if _STEPS.value > 0:
-    step = train_step.measure(config, _STEPS.value)["cubes_per_s"]
+        pipeline_cubes_per_s(records_dir, batch, w, FLAGS.batches, FLAGS.windows), 1)
+  if FLAGS.steps > 0:
+    step = train_step.measure(config, FLAGS.steps)["cubes_per_s"]
     result["train_step_cubes_per_s"] = step
     best = max(v for k, v in result.items() if k.startswith("cubes_per_s_workers_"))
     result["pipeline_over_train_step"] = round(best / step, 1)
-  harness.report(result, sys.argv, _RECORD.value)
+  harness.report(result, sys.argv, FLAGS.record)
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -4,8 +4,9 @@
 
 Prints one JSON line: device, batch, cubes/s (total and per device), ms/step (median of the
 timed steps after 2 warm-up steps), compile s, GFLOP per cube and achieved GFLOP/s from XLA's
-cost analysis, and its share of an f32 matmul's rate measured in the same run. --record appends
-it to benchmarks/RESULTS.md with the command.
+cost analysis of the step's math (harness.math_gflop), its share of an f32 matmul's rate
+measured in the same run, and device memory (harness.memory_fields). --record appends it to
+benchmarks/RESULTS.md with the command.
 """
 
 import sys
@@ -39,9 +40,10 @@ def measure(config, num_steps: int) -> dict:
                    donate_argnums=(0,)).lower(state, batch, rng)
 
   start = time.perf_counter()
-  compiled = lower(tasks, model, tx, state, batch, rng).compile()
+  lowered = lower(tasks, model, tx, state, batch, rng)
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - start
-  gflop = harness.math_gflop(config, batch_size, lower)
+  gflop = harness.math_gflop(config, batch_size, lower, lowered)
   holder = {"state": state}
 
   def one_step():
@@ -60,6 +62,7 @@ def measure(config, num_steps: int) -> dict:
       "compile_s": round(compile_s, 2), "gflop_per_cube": round(gflop / batch_size, 3),
       "achieved_gflop_s": round(achieved, 2), "matmul_peak_gflop_s": round(peak, 1),
       "share_of_matmul_peak": round(achieved / peak, 3), "steps_timed": num_steps,
+      **harness.memory_fields(compiled),
   }
 
 
