@@ -5,7 +5,8 @@ blocks x 12 heads, T1+T2+T3+T6, Adam 1e-3, 20 epochs).
       --workdir=runs/ped2_v2
 
 Runtime: a GPU job (the v2 train step costs ~83 GFLOP per cube by XLA's cost analysis); on a
-2-core CPU use configs/ped2_cpu.py. Published: SSMTL micro AUC 97.5, macro 99.8 on Ped2.
+2-core CPU use configs/ped2_cpu.py. benchmarks/accelerator.py measures it on a device (README,
+"Measuring on a GPU"). Published: SSMTL micro AUC 97.5, macro 99.8 on Ped2.
 """
 
 from configs import common

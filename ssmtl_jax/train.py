@@ -218,14 +218,13 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     best, last_train_loss = extra["best"], extra["last_train_loss"]
     start_step = done + 1
     print(f"resuming from the checkpoint of step {done} in {latest.directory}", flush=True)
+  choice = layers.resolve_model_choices(config.model)
   print(f"training on {len(train_source)} cubes from {len(setup.train_videos)} videos, "
         f"validating on {len(val_source) if val_source else 0} cubes from "
         f"{len(setup.val_videos)} videos; {num_steps} steps of batch {tc.batch_size} "
         f"({steps_per_epoch} steps/epoch) on {jax.device_count()} {jax.default_backend()} "
-        f"device(s), "
-        "model: " + ", ".join(f"{k} {v}" for k, v in
-                              layers.resolve_model_choices(config.model).items()),
-        flush=True)
+        f"device(s), 3D convs: {choice['conv_impl']} (input conv: {choice['first_conv_impl']}), "
+        f"depthwise convs: {choice['depthwise_impl']}, compute: {choice['dtype']}", flush=True)
 
   replicated = sharding.replicated(setup.mesh)
   train_step = jax.jit(steps.make_train_step(setup.model, setup.tasks, setup.tx, setup.weights,
