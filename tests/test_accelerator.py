@@ -20,8 +20,14 @@ import accelerator  # noqa: E402  (benchmarks/ is not a package)
 def _one_device_env():
   """The environment without the fake devices of conftest.py: the check runs as a user's would."""
   env = dict(os.environ)
-  env["XLA_FLAGS"] = env.get("XLA_FLAGS", "").replace(
-      "--xla_force_host_platform_device_count=8", "")
+  # Token by token: under pytest-xdist the flag can appear twice, and a blank XLA_FLAGS left
+  # behind would be read as a file name.
+  flags = [f for f in env.get("XLA_FLAGS", "").split()
+           if not f.startswith("--xla_force_host_platform_device_count")]
+  if flags:
+    env["XLA_FLAGS"] = " ".join(flags)
+  else:
+    env.pop("XLA_FLAGS", None)
   return env
 
 

@@ -47,7 +47,10 @@ def _one_device(env):
   lower through the host library there)."""
   flags = " ".join(f for f in env.get("XLA_FLAGS", "").split()
                    if not f.startswith("--xla_force_host_platform_device_count"))
-  return dict(env, XLA_FLAGS=flags)
+  one = dict(env, XLA_FLAGS=flags)
+  if not flags:
+    one.pop("XLA_FLAGS")  # a blank value would be read as a file name
+  return one
 
 
 def _assert_same_state(want, got):
