@@ -53,12 +53,14 @@ def main(argv):
   if jax.default_backend() == "cpu":
     # XLA:CPU buffers (and host-callback convs) reuse freed pages instead of faulting in new ones.
     host_memory.retain_freed_memory()
+  cli.run_with_user_errors(_run, sys.argv)
+
+
+def _run():
   config = _CONFIG.value
-  cli.run_with_user_errors(
-      lambda: (cli.split_list_overrides(config, sys.argv),
-               pipeline.run(config, _WORKDIR.value, _MODE.value, video=_VIDEO.value,
-                            checkpoint=_CHECKPOINT.value, verify=_VERIFY.value)),
-      sys.argv)
+  cli.split_list_overrides(config, sys.argv)
+  pipeline.run(config, _WORKDIR.value, _MODE.value, video=_VIDEO.value,
+               checkpoint=_CHECKPOINT.value, verify=_VERIFY.value)
 
 
 def check_config_path(argv: list[str]) -> str | None:

@@ -122,15 +122,18 @@ def _frame_counts(video_paths: dict[str, Any], problems: list[str], check_files:
   is a problem (named)."""
   counts, damaged = {}, []
   for name, path in video_paths.items():
-    count = _collect(problems, readers.count_frames, path)
-    if count is None:
+    if not os.path.isdir(path):
+      count = _collect(problems, readers.count_frames, path)
+      if count is not None:
+        counts[name] = count
       continue
-    counts[name] = count
-    if check_files and os.path.isdir(path):
-      for frame in readers.list_frame_files(path):
-        why = readers.frame_file_problem(frame)
-        if why:
-          damaged.append(f"{frame} ({why})")
+    files = _collect(problems, readers.list_frame_files, path)  # listed once: count and check
+    if files is None:
+      continue
+    counts[name] = len(files)
+    if check_files:
+      damaged += [f"{frame} ({why})" for frame in files
+                  if (why := readers.frame_file_problem(frame))]
   if damaged:
     listed = ", ".join(damaged[:_LIST_AT_MOST])
     more = f" and {len(damaged) - _LIST_AT_MOST} more" if len(damaged) > _LIST_AT_MOST else ""

@@ -3,7 +3,6 @@ that fails or would not fit the budget leaves a line and the next item runs."""
 
 import json
 import math
-import os
 import pathlib
 import subprocess
 import sys
@@ -15,20 +14,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT / "benchmarks"))
 
 import accelerator  # noqa: E402  (benchmarks/ is not a package)
+import device_env  # noqa: E402
 
 
 def _one_device_env():
   """The environment without the fake devices of conftest.py: the check runs as a user's would."""
-  env = dict(os.environ)
-  # Token by token: under pytest-xdist the flag can appear twice, and a blank XLA_FLAGS left
-  # behind would be read as a file name.
-  flags = [f for f in env.get("XLA_FLAGS", "").split()
-           if not f.startswith("--xla_force_host_platform_device_count")]
-  if flags:
-    env["XLA_FLAGS"] = " ".join(flags)
-  else:
-    env.pop("XLA_FLAGS", None)
-  return env
+  return device_env.cpu_devices_env(1)
 
 
 def _positive(line, *keys):

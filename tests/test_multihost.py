@@ -5,7 +5,6 @@ collectives on CPU); each reads only its own rows of every global batch.
 """
 
 import json
-import os
 import pathlib
 import socket
 import subprocess
@@ -16,6 +15,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from configs import test as test_config
+import device_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NUM_STEPS = 3
@@ -31,9 +31,7 @@ def _command(workdir, records_dir, *extra):
 
 
 def _env(devices: int) -> dict:
-  flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
-                   if not f.startswith("--xla_force_host_platform_device_count"))
-  return dict(os.environ, XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count={devices}")
+  return device_env.cpu_devices_env(devices)
 
 
 def _free_port() -> int:

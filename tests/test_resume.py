@@ -18,6 +18,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import test as test_config
+import device_env
 from ssmtl_jax import pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -45,12 +46,7 @@ def _command(workdir, records_dir, *extra):
 def _one_device(env):
   """`env` with one CPU device: the path a user's single-CPU run takes ('auto' convolutions
   lower through the host library there)."""
-  flags = " ".join(f for f in env.get("XLA_FLAGS", "").split()
-                   if not f.startswith("--xla_force_host_platform_device_count"))
-  one = dict(env, XLA_FLAGS=flags)
-  if not flags:
-    one.pop("XLA_FLAGS")  # a blank value would be read as a file name
-  return one
+  return device_env.cpu_devices_env(1, env)
 
 
 def _assert_same_state(want, got):
