@@ -24,6 +24,9 @@ from ssmtl_jax import steps
 from ssmtl_jax import train as train_lib
 from ssmtl_jax.tasks import base as tasks_lib_base
 
+# Per-task scores of the normal reference objects (`eval/<this>`), beside `object_scores.npz`.
+REFERENCE_SCORES_FILE = "reference_scores.npz"
+
 
 def score_batches(score_step, variables, batches, total: int | None, mesh, rng, desc: str,
                   empty_side=None) -> tuple[dict[str, np.ndarray], Any]:
@@ -173,15 +176,19 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
     ref_scores, _ = score_source(score_step, variables, ref, ec.batch_size, setup.mesh, rng,
                                  "score normal", setup.teacher_keys)
     stats = {k: (float(v.mean()), float(v.std())) for k, v in ref_scores.items()}
+  else:
+    ref_scores = {}
   test = cube_source.CubeSource(setup.records_dir, "testing")
   task_scores, boxes = score_source(score_step, variables, test, ec.batch_size, setup.mesh, rng,
                                     "score test", setup.teacher_keys)
   if ec.appearance_memory:
-    memory_scores, memory_stats = score_appearance(setup.records_dir, test, ec.appearance_memory,
-                                                   workdir)
+    memory_scores, memory_reference = score_appearance(setup.records_dir, test,
+                                                       ec.appearance_memory, workdir)
     task_scores[appearance_memory.NAME] = memory_scores
     if stats is not None:
-      stats[appearance_memory.NAME] = memory_stats
+      ref_scores[appearance_memory.NAME] = memory_reference
+      stats[appearance_memory.NAME] = (float(memory_reference.mean()),
+                                       float(memory_reference.std()))
   meta = test.metadata()
   entry = setup.manifest["splits"]["testing"]
   truth = prepare_lib.ground_truth(config, setup.manifest)
@@ -218,6 +225,10 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   np.savez(os.path.join(out_dir, "object_scores.npz"), video_id=meta["video_id"],
            frame=meta["frame"], box=boxes, object_score=object_scores,
            **{f"task_{k}": v for k, v in task_scores.items()})
+  if ref_scores:
+    # The normal objects behind `score_stats`, so the scores can be re-combined offline.
+    np.savez(os.path.join(out_dir, REFERENCE_SCORES_FILE),
+             **{f"task_{k}": v for k, v in ref_scores.items()})
   if truth.tracks is not None:
     predictions = {name: np.column_stack([meta["frame"][meta["video_id"] == vid],
                                           boxes[meta["video_id"] == vid],
@@ -237,9 +248,9 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
 
 
 def score_appearance(records_dir: str, test, k: int, workdir: str
-                     ) -> tuple[np.ndarray, tuple[float, float]]:
-  """Appearance-memory scores of the test objects, and the (mean, std) of the training objects'
-  scores (each against the other training videos) that standardise them. Saves the memory to
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """Appearance-memory scores of the test objects, and the training objects' scores (each
+  against the other training videos) that standardise them. Saves the memory to
   `<workdir>/appearance_memory.npz` for `--mode=score`."""
   key = tasks_lib_base.features_key(appearance_memory.TEACHER)
   train = cube_source.CubeSource(records_dir, "training")
@@ -248,7 +259,7 @@ def score_appearance(records_dir: str, test, k: int, workdir: str
   memory.save(os.path.join(workdir, appearance_memory.MEMORY_FILE))
   reference = memory.reference_scores()
   scores = memory.score(appearance_memory.read_features(test, key))
-  return scores, (float(reference.mean()), float(reference.std()))
+  return scores, reference
 
 
 def write_all_video_outputs(config, entry, meta, boxes, object_scores, frame_scores, labels,

@@ -114,6 +114,11 @@ def test_eval_scores_with_the_memory(memory_run):
   memory_scores = scores[f"task_{appearance_memory.NAME}"]
   assert memory_scores.shape == scores["object_score"].shape and np.all(memory_scores >= 0)
   assert os.path.isfile(os.path.join(workdir, appearance_memory.MEMORY_FILE))
+  # The reference objects behind score_stats are saved, and give exactly those statistics.
+  reference = np.load(os.path.join(workdir, "eval", evaluate.REFERENCE_SCORES_FILE))
+  for name, value in metrics["score_stats"].items():
+    ref = reference[f"task_{name}"]
+    np.testing.assert_allclose([ref.mean(), ref.std()], [value["mean"], value["std"]], rtol=1e-5)
 
 
 def test_score_mode_uses_the_saved_memory(memory_run, tmp_path):
