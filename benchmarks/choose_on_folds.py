@@ -45,7 +45,9 @@ _SHARES = flags.DEFINE_list("shares", ["0", "equal", "0.33", "0.5", "0.67", "0.8
 def frame_scores_by_share(config, workdir: str, entry, shares) -> dict[str, dict]:
   """share -> video -> frame scores of one evaluated run."""
   with open(os.path.join(workdir, "metrics.json")) as f:
-    stats = evaluate.parse_score_stats(json.load(f)["score_stats"])
+    saved_metrics = json.load(f)
+  stats = evaluate.parse_score_stats(saved_metrics["score_stats"])
+  fusion = {"transform": saved_metrics.get("score_transform", "none"), "clip": config.eval.clip_z}
   saved = np.load(os.path.join(workdir, "eval", "object_scores.npz"), allow_pickle=False)
   scores = {k[len("task_"):]: saved[k] for k in saved.files if k.startswith("task_")}
   if appearance_memory.NAME not in scores:
@@ -55,17 +57,14 @@ def frame_scores_by_share(config, workdir: str, entry, shares) -> dict[str, dict
   for share in shares:
     if share == "0":
       used = {k: v for k, v in scores.items() if k != appearance_memory.NAME}
-      object_scores = evaluate.combine_scores(used, {k: stats[k] for k in used})
+      object_scores = evaluate.combine_scores(used, {k: stats[k] for k in used}, **fusion)
     else:
       weight = -1.0 if share == "equal" else float(share)
-      object_scores = evaluate.combine_scores(scores, stats,
-                                              evaluate.score_weights(scores, weight))
-    out[share] = {}
-    for vid, (video, n) in enumerate(zip(entry["videos"], entry["frame_counts"])):
-      sel = saved["video_id"] == vid
-      out[share][video] = evaluate.video_frame_scores(
-          n, entry.get("frame_stride", 1), saved["frame"][sel], object_scores[sel],
-          saved["box"][sel], entry["frame_shapes"][vid], config.eval, config.eval.minmax)
+      object_scores = evaluate.combine_scores(scores, stats, evaluate.score_weights(scores, weight),
+                                              **fusion)
+    out[share] = evaluate.split_frame_scores(entry, saved["video_id"], saved["frame"],
+                                             saved["box"], object_scores, config.eval,
+                                             config.eval.minmax)
   return out
 
 

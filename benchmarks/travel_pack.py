@@ -46,6 +46,7 @@ from configs import ped2_v2
 from data_prep import cubes
 from data_prep import detect
 from data_prep import readers
+from ssmtl_jax import atomic_write
 from ssmtl_jax import boxes as boxes_lib
 
 PACK_FILE = "pack.json"
@@ -91,8 +92,8 @@ def encode_video(frames: np.ndarray, path: str, qp: int = DEFAULT_QP, fps: int =
   t, h, w, c = frames.shape
   if h % 2 or w % 2:
     raise ValueError(f"{path}: 4:2:0 video needs an even frame size, got {h}x{w}")
-  tmp = f"{path}.tmp"
-  with av.open(tmp, "w", format="mp4") as out:
+  del t
+  with atomic_write.temporary_path(path) as tmp, av.open(tmp, "w", format="mp4") as out:
     stream = out.add_stream("libx264", rate=fps)
     stream.width, stream.height, stream.pix_fmt = w, h, "yuvj420p"
     stream.options = {"qp": str(qp), "preset": "veryslow", "x264-params": X264_PARAMS}
@@ -103,8 +104,6 @@ def encode_video(frames: np.ndarray, path: str, qp: int = DEFAULT_QP, fps: int =
         out.mux(packet)
     for packet in stream.encode():
       out.mux(packet)
-  del t
-  os.replace(tmp, path)
 
 
 def encode_dataset(src_root: str, dst_root: str, qp: int = DEFAULT_QP) -> dict:
@@ -132,7 +131,7 @@ def encode_dataset(src_root: str, dst_root: str, qp: int = DEFAULT_QP) -> dict:
   info = {"travel_pack": 1, "source": os.path.abspath(src_root), "codec": "h264 (libx264)",
           "pix_fmt": "yuvj420p", "qp": qp, "x264_params": X264_PARAMS, "videos": videos,
           "video_bytes": sum(v["bytes"] for v in videos)}
-  _write_json(os.path.join(dst_root, PACK_FILE), info)
+  atomic_write.write_json(os.path.join(dst_root, PACK_FILE), info, indent=1)
   return info
 
 
@@ -327,13 +326,6 @@ exec timeout -s INT 540 python3 benchmarks/accelerator.py --ped2_root="$PACK/ped
 """
 
 
-def _write_json(path: str, obj) -> None:
-  tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1)
-  os.replace(tmp, path)
-
-
 def folder_bytes(root: str) -> int:
   return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
 
@@ -389,7 +381,8 @@ def main(argv):
     if FLAGS.noise_floor:
       summary["noise_floor"] = check_pack(src, src, noise=1)
   summary["total_mib"] = round(folder_bytes(FLAGS.out) / 2**20, 2)
-  _write_json(os.path.join(FLAGS.out, PACK_FILE), {**summary, "wheel_groups": wheels})
+  atomic_write.write_json(os.path.join(FLAGS.out, PACK_FILE), {**summary, "wheel_groups": wheels},
+                          indent=1)
   print(json.dumps(summary), flush=True)
   if summary["total_mib"] > FLAGS.max_mib:
     raise SystemExit(f"error: the pack is {summary['total_mib']} MiB, over --max_mib="

@@ -101,6 +101,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 64
   c.eval.standardize = True         # z-score each task's score on normal data before the mean
+  c.eval.score_transform = "none"   # the scale scores are z-scored on: "none" or "log"
+  c.eval.clip_z = 0.0               # > 0: bound each z-scored task score to [-clip_z, clip_z]
   c.eval.sigma = 3.0                # temporal Gaussian smoothing of frame scores (frames)
   c.eval.minmax = False             # per-video min-max of frame scores (uses the whole video)
   c.eval.overlay_videos = -1        # test videos that get an overlay .mp4 (-1: all, 0: none)

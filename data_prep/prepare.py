@@ -16,6 +16,7 @@ from data_prep import ground_truth as ground_truth_lib
 from data_prep import readers
 from data_prep import synthetic
 from data_prep import teachers as teachers_lib
+from ssmtl_jax import atomic_write
 from ssmtl_jax import records
 from ssmtl_jax import tasks as tasks_lib
 from ssmtl_jax import tfrecord
@@ -112,11 +113,6 @@ def _done_path(out_dir: str, split: str, video_id: int) -> str:
   return os.path.join(out_dir, f"{split}_v{video_id:05d}.done.json")
 
 
-def _write_json_atomic(path: str, obj) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f)
-  os.replace(tmp, path)
 
 
 def _finished_video(out_dir: str, split: str, video_id: int, name: str, signature,
@@ -211,7 +207,7 @@ def prepare(config, out_dir: str, force: bool = False, verify: bool = False) -> 
       if result is None:
         result = _prepare_video(out_dir, split, video_id, name, path, detector, stride, config,
                                 teachers)
-        _write_json_atomic(_done_path(out_dir, split, video_id), {**result, "prep": signature})
+        atomic_write.write_json(_done_path(out_dir, split, video_id), {**result, "prep": signature})
       done.append(result)
       bar.set_postfix(video=name, cubes=result["num_records"],
                       **({"skipped": "done before"} if result.get("prep") else {}))

@@ -28,12 +28,12 @@ import argparse
 import json
 import os
 import pathlib
-import shutil
 
 import cv2
 import numpy as np
 
 from data_prep import tracks as tracks_lib
+from ssmtl_jax import atomic_write
 
 ANOMALY_KINDS = ("cyclist", "vehicle", "erratic")
 
@@ -209,29 +209,13 @@ def render_video(rng: np.random.Generator, num_frames: int, h: int, w: int,
 
 def _write_frames(folder: pathlib.Path, frames: np.ndarray):
   """Writes NNN.png into a temporary folder, then renames it into place."""
-  tmp = folder.with_name(folder.name + ".tmp")
-  shutil.rmtree(tmp, ignore_errors=True)
-  tmp.mkdir(parents=True)
-  for t, frame in enumerate(frames):
-    if not cv2.imwrite(str(tmp / f"{t:03d}.png"), frame):
-      raise OSError(f"Could not write frame {tmp / f'{t:03d}.png'}.")
-  if folder.exists():
-    shutil.rmtree(folder)
-  os.replace(tmp, folder)
+  with atomic_write.temporary_path(folder) as tmp:
+    os.mkdir(tmp)
+    for t, frame in enumerate(frames):
+      if not cv2.imwrite(os.path.join(tmp, f"{t:03d}.png"), frame):
+        raise OSError(f"Could not write frame {folder / f'{t:03d}.png'}.")
 
 
-def _write_npy(path: pathlib.Path, array: np.ndarray):
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.stem + ".tmp.npy")
-  np.save(tmp, array, allow_pickle=False)
-  os.replace(tmp, path)
-
-
-def _write_text(path: pathlib.Path, text: str):
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(text)
-  os.replace(tmp, path)
 
 
 def generate_dataset(root: str | pathlib.Path, num_train: int = 6, num_test: int = 4,
@@ -272,13 +256,13 @@ def generate_dataset(root: str | pathlib.Path, num_train: int = 6, num_test: int
     labels = masks.reshape(num_frames, -1).any(axis=1).astype(np.int8)
     rows = tracks_lib.boxes_from_track_mask(masks).tolist()
     _write_frames(root / "testing" / "frames" / vid, frames)
-    _write_npy(root / "testing" / "frame_mask" / f"{vid}.npy", labels)
-    _write_npy(root / "testing" / "pixel_mask" / f"{vid}.npy", masks)
-    _write_text(root / "testing" / "tracks" / f"{vid}.txt",
+    atomic_write.save_npy(root / "testing" / "frame_mask" / f"{vid}.npy", labels)
+    atomic_write.save_npy(root / "testing" / "pixel_mask" / f"{vid}.npy", masks)
+    atomic_write.write_text(root / "testing" / "tracks" / f"{vid}.txt",
                 "".join(",".join(map(str, r)) + "\n" for r in rows))
     summary["testing"][vid] = {"frames": num_frames, "abnormal_frames": int(labels.sum()),
                                "anomaly": kind}
-  _write_text(root / "synthetic.json", json.dumps(summary, indent=2) + "\n")
+  atomic_write.write_text(root / "synthetic.json", json.dumps(summary, indent=2) + "\n")
   return summary
 
 

@@ -15,13 +15,12 @@ far more typical than an unseen test object can.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import tqdm
 
+from ssmtl_jax import atomic_write
 from ssmtl_jax import records
-from ssmtl_jax.tasks import base
 
 NAME = "appearance_memory"
 TEACHER = "distillation"  # the prep.teachers entry whose features the memory holds
@@ -107,9 +106,8 @@ class AppearanceMemory:
 
   def save(self, path: str) -> None:
     """float16 features + video ids, written atomically (`--mode=score` loads them)."""
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, memory=self.memory.astype(np.float16), videos=self.videos, k=self.k)
-    os.replace(tmp, path)
+    atomic_write.save_npz(path, memory=self.memory.astype(np.float16), videos=self.videos,
+                          k=self.k)
 
   @classmethod
   def load(cls, path: str) -> "AppearanceMemory":

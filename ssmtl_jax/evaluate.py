@@ -1,6 +1,5 @@
 """Evaluation: best checkpoint -> task scores per test object -> frame scores -> AUC, plots."""
 
-import json
 import os
 from typing import Any
 
@@ -10,6 +9,7 @@ import tqdm
 
 from data_prep import prepare as prepare_lib
 from data_prep import readers
+from ssmtl_jax import atomic_write
 from ssmtl_jax import appearance_memory
 from ssmtl_jax import checkpoint
 from ssmtl_jax import input_pipeline
@@ -63,7 +63,7 @@ def write_video_outputs(out_dir: str, name: str, frame_scores: np.ndarray, label
   """Everything one video gets: score plot, frame scores, region file and (with frames) an
   overlay video. With a prep stride > 1 the overlay keeps each scored frame's boxes on screen
   until the next scored frame."""
-  np.save(os.path.join(out_dir, f"frame_scores_{name}.npy"), frame_scores)
+  atomic_write.save_npy(os.path.join(out_dir, f"frame_scores_{name}.npy"), frame_scores)
   plots.plot_video_scores(os.path.join(out_dir, f"scores_{name}.png"), frame_scores, labels, title)
   reports.write_region_file(os.path.join(out_dir, "regions", f"{name}.csv"), region_frames, boxes,
                             object_scores)
@@ -80,17 +80,50 @@ def write_video_outputs(out_dir: str, name: str, frame_scores: np.ndarray, label
                               score_range=score_range)
 
 
+SCORE_TRANSFORMS = ("none", "log")
+
+
+def transform_scores(scores: np.ndarray, transform: str) -> np.ndarray:
+  """A task's scores on the scale they are standardised on: as they are (`none`), or their
+  logarithm (`log`: every task score is >= 0, an error, a probability or a distance, and an
+  error's spread grows with its size, so on a log scale a factor counts the same everywhere)."""
+  s = np.asarray(scores, np.float64)
+  if transform == "none":
+    return s
+  if transform == "log":
+    return np.log(np.maximum(s, 1e-12))
+  raise ValueError(f"eval.score_transform={transform!r}: one of {', '.join(SCORE_TRANSFORMS)}")
+
+
+def reference_stats(reference: dict[str, np.ndarray], transform: str = "none"
+                    ) -> dict[str, tuple[float, float]]:
+  """Task -> (mean, std) of its normal reference objects' scores, on the transformed scale:
+  the statistics `combine_scores` standardises with."""
+  out = {}
+  for name, scores in reference.items():
+    t = transform_scores(scores, transform)
+    out[name] = (float(t.mean()), float(t.std()))
+  return out
+
+
 def combine_scores(task_scores: dict[str, np.ndarray], stats: dict[str, tuple[float, float]] | None,
-                   weights: dict[str, float] | None = None) -> np.ndarray:
+                   weights: dict[str, float] | None = None, transform: str = "none",
+                   clip: float = 0.0) -> np.ndarray:
   """Object score = weighted mean over tasks (equal weights unless `weights` says otherwise),
   each standardised with normal-data statistics so a probability and a reconstruction error
-  weigh alike (DESIGN §5); unstandardised when stats is None."""
+  weigh alike (DESIGN §5); unstandardised when stats is None.
+
+  `transform` is the scale `stats` were computed on (`reference_stats`); `clip` > 0 bounds each
+  standardised score to [-clip, clip], so a task whose reference objects spread less than the
+  test video's normal objects cannot outvote the others by itself."""
   parts, total = [], 0.0
   for name in sorted(task_scores):
     s = task_scores[name].astype(np.float64)
     if stats is not None:
       mean, std = stats[name]
-      s = (s - mean) / max(std, 1e-8)
+      s = (transform_scores(s, transform) - mean) / max(std, 1e-8)
+      if clip > 0:
+        s = np.clip(s, -clip, clip)
     w = 1.0 if weights is None else float(weights[name])
     parts.append(w * s)
     total += w
@@ -129,6 +162,12 @@ def check_config(ec) -> None:
     raise ValueError(f"eval.appearance_memory={ec.appearance_memory}: the k of the k-nearest "
                      "neighbour distance (>= 1), or 0 for off")
   score_weights(["task", appearance_memory.NAME], ec.appearance_memory_weight)
+  if ec.score_transform not in SCORE_TRANSFORMS:
+    raise ValueError(f"eval.score_transform={ec.score_transform!r}: one of "
+                     f"{', '.join(SCORE_TRANSFORMS)}")
+  if ec.clip_z < 0:
+    raise ValueError(f"eval.clip_z={ec.clip_z}: a bound >= 0 on each standardised task score "
+                     "(0 = no bound)")
 
 
 def score_weights(names, memory_weight: float) -> dict[str, float] | None:
@@ -158,6 +197,19 @@ def video_frame_scores(num_frames: int, stride: int, frames: np.ndarray, scores:
   return metrics.postprocess(fs, ec.sigma, minmax)
 
 
+def split_frame_scores(entry, video_ids: np.ndarray, frames: np.ndarray, boxes: np.ndarray,
+                       object_scores: np.ndarray, ec, minmax: bool) -> dict[str, np.ndarray]:
+  """Video name -> frame scores, for every video of a manifest split `entry`, from the objects'
+  video ids, centre frames, boxes and scores."""
+  result = {}
+  for vid, (name, n) in enumerate(zip(entry["videos"], entry["frame_counts"])):
+    sel = video_ids == vid
+    result[name] = video_frame_scores(n, entry.get("frame_stride", 1), frames[sel],
+                                      object_scores[sel], boxes[sel], entry["frame_shapes"][vid],
+                                      ec, minmax)
+  return result
+
+
 def evaluate(config, workdir: str) -> dict[str, Any]:
   """Scores the test cubes with the best checkpoint and writes metrics.json and plots."""
   setup = train_lib.Setup(config, workdir)
@@ -175,7 +227,6 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
     ref = cube_source.CubeSource(setup.records_dir, "training", videos=ref_ids)
     ref_scores, _ = score_source(score_step, variables, ref, ec.batch_size, setup.mesh, rng,
                                  "score normal", setup.teacher_keys)
-    stats = {k: (float(v.mean()), float(v.std())) for k, v in ref_scores.items()}
   else:
     ref_scores = {}
   test = cube_source.CubeSource(setup.records_dir, "testing")
@@ -185,27 +236,23 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
     memory_scores, memory_reference = score_appearance(setup.records_dir, test,
                                                        ec.appearance_memory, workdir)
     task_scores[appearance_memory.NAME] = memory_scores
-    if stats is not None:
+    if ec.standardize:
       ref_scores[appearance_memory.NAME] = memory_reference
-      stats[appearance_memory.NAME] = (float(memory_reference.mean()),
-                                       float(memory_reference.std()))
+  if ec.standardize:
+    stats = reference_stats(ref_scores, ec.score_transform)
   meta = test.metadata()
   entry = setup.manifest["splits"]["testing"]
   truth = prepare_lib.ground_truth(config, setup.manifest)
   labels = truth.frame_labels
   object_scores = combine_scores(task_scores, stats,
-                                 score_weights(task_scores, ec.appearance_memory_weight))
+                                 score_weights(task_scores, ec.appearance_memory_weight),
+                                 ec.score_transform, ec.clip_z)
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
 
   def frame_scores_for(obj_scores, minmax=ec.minmax):
-    result = {}
-    for vid, (name, n) in enumerate(zip(entry["videos"], entry["frame_counts"])):
-      sel = meta["video_id"] == vid
-      result[name] = video_frame_scores(n, entry.get("frame_stride", 1), meta["frame"][sel],
-                                        obj_scores[sel], boxes[sel], entry["frame_shapes"][vid], ec,
-                                        minmax)
-    return result
+    return split_frame_scores(entry, meta["video_id"], meta["frame"], boxes, obj_scores, ec,
+                              minmax)
 
   # Per-video min-max rescales each video by its own (future) score range: common in the
   # field, impossible online, and it ranks a wholly abnormal video's calmest frames lowest.
@@ -216,18 +263,19 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   # Each task alone, for diagnosis and ablations (same post-processing).
   result["per_task_micro_auc"] = {
       name: metrics.micro_auc(labels, frame_scores_for(
-          combine_scores({name: s}, None if stats is None else {name: stats[name]})))
+          combine_scores({name: s}, None if stats is None else {name: stats[name]},
+                         transform=ec.score_transform)))
       for name, s in task_scores.items()}
   result["micro_auc_per_video_minmax"] = metrics.micro_auc(labels, by_minmax[True])
   result["micro_auc_no_minmax"] = metrics.micro_auc(labels, by_minmax[False])
   result.update(checkpoint_step=int(step), num_test_cubes=len(test),
-                score_stats=score_stats_json(stats))
-  np.savez(os.path.join(out_dir, "object_scores.npz"), video_id=meta["video_id"],
+                score_stats=score_stats_json(stats), score_transform=ec.score_transform)
+  atomic_write.save_npz(os.path.join(out_dir, "object_scores.npz"), video_id=meta["video_id"],
            frame=meta["frame"], box=boxes, object_score=object_scores,
            **{f"task_{k}": v for k, v in task_scores.items()})
   if ref_scores:
     # The normal objects behind `score_stats`, so the scores can be re-combined offline.
-    np.savez(os.path.join(out_dir, REFERENCE_SCORES_FILE),
+    atomic_write.save_npz(os.path.join(out_dir, REFERENCE_SCORES_FILE),
              **{f"task_{k}": v for k, v in ref_scores.items()})
   if truth.tracks is not None:
     predictions = {name: np.column_stack([meta["frame"][meta["video_id"] == vid],
@@ -240,10 +288,7 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   plots.plot_auc_summary(os.path.join(out_dir, "per_video_auc.png"), result["per_video_auc"])
   reports.write_summary(os.path.join(workdir, "summary.md"), result,
                         f"{config.data.name}: frame-level evaluation (checkpoint step {step})")
-  tmp = os.path.join(workdir, "metrics.json.tmp")
-  with open(tmp, "w") as f:
-    json.dump(result, f, indent=1)
-  os.replace(tmp, os.path.join(workdir, "metrics.json"))
+  atomic_write.write_json(os.path.join(workdir, "metrics.json"), result, indent=1)
   return result
 
 

@@ -13,12 +13,12 @@ once per reason. Either way the file is written under a temporary name and renam
 """
 
 import fractions
-import os
-import uuid
 import warnings
 
 import cv2
 import numpy as np
+
+from ssmtl_jax import atomic_write
 
 _BAR_HEIGHT = 40
 _GT_COLOR = (90, 110, 230)      # BGR: shaded ground-truth anomaly
@@ -195,37 +195,32 @@ def write_overlay_video(path: str, frames: np.ndarray, frame_scores: np.ndarray,
   finite = frame_scores[np.isfinite(frame_scores)]
   bar_range = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
   strip = _score_strip(frame_scores, labels, width, *bar_range)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
-                     f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp.mp4")
   out_height, out_width = height + _BAR_HEIGHT + (height + _BAR_HEIGHT) % 2, width + width % 2
   order = np.argsort(region_frames, kind="stable")
   starts = np.searchsorted(region_frames[order], np.arange(num + 1))
   writer = None
-  try:
-    writer = open_video_writer(tmp, fps, out_width, out_height)
-    for t in range(num):
-      image = frames[t]
-      image = (cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.shape[-1] == 1
-               else cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-      for n in order[starts[t]:starts[t + 1]]:
-        x0, y0, x1, y1 = np.round(region_boxes[n]).astype(int)
-        color = tuple(int(c) for c in colors[n])
-        cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), color, 2)
-        cv2.putText(image, f"{region_scores[n]:.1f}", (x0, max(y0 - 2, 8)),
-                    cv2.FONT_HERSHEY_PLAIN, 0.7, color, 1, cv2.LINE_AA)
-      bar = strip.copy()
-      x = min((t * width) // max(num, 1), width - 1)
-      cv2.line(bar, (x, 0), (x, _BAR_HEIGHT - 1), _CURSOR_COLOR, 1)
-      cv2.putText(bar, f"frame {t}  score {frame_scores[t]:.2f}", (4, 12),
-                  cv2.FONT_HERSHEY_PLAIN, 0.8, _CURSOR_COLOR, 1, cv2.LINE_AA)
-      writer.write(_pad_even(np.concatenate([image, bar], axis=0)))
-    writer.close()
-  except BaseException:
-    if writer is not None:
-      writer.abort()
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  os.replace(tmp, path)
+  with atomic_write.temporary_path(path) as tmp:
+    try:
+      writer = open_video_writer(tmp, fps, out_width, out_height)
+      for t in range(num):
+        image = frames[t]
+        image = (cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.shape[-1] == 1
+                 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        for n in order[starts[t]:starts[t + 1]]:
+          x0, y0, x1, y1 = np.round(region_boxes[n]).astype(int)
+          color = tuple(int(c) for c in colors[n])
+          cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), color, 2)
+          cv2.putText(image, f"{region_scores[n]:.1f}", (x0, max(y0 - 2, 8)),
+                      cv2.FONT_HERSHEY_PLAIN, 0.7, color, 1, cv2.LINE_AA)
+        bar = strip.copy()
+        x = min((t * width) // max(num, 1), width - 1)
+        cv2.line(bar, (x, 0), (x, _BAR_HEIGHT - 1), _CURSOR_COLOR, 1)
+        cv2.putText(bar, f"frame {t}  score {frame_scores[t]:.2f}", (4, 12),
+                    cv2.FONT_HERSHEY_PLAIN, 0.8, _CURSOR_COLOR, 1, cv2.LINE_AA)
+        writer.write(_pad_even(np.concatenate([image, bar], axis=0)))
+      writer.close()
+    except BaseException:
+      if writer is not None:
+        writer.abort()
+      raise
   return path

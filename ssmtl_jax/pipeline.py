@@ -5,6 +5,7 @@ import os
 import time
 
 from data_prep import prepare
+from ssmtl_jax import atomic_write
 from ssmtl_jax import evaluate
 from ssmtl_jax import preflight
 from ssmtl_jax import score_video
@@ -36,8 +37,8 @@ def run(config, workdir: str, mode: str = "all", video: str | None = None,
     return result
   os.makedirs(workdir, exist_ok=True)
   resolve_paths(config, workdir)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=1))
+  atomic_write.write_text(os.path.join(workdir, "config.json"),
+                          config.to_json_best_effort(indent=1))
   timings, result = {}, {}
   if mode in ("prep", "all"):
     start = time.perf_counter()

@@ -7,12 +7,12 @@ and the global pyplot backend of a caller is left alone.
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from ssmtl_jax import atomic_write
 
 _SCORE_COLOR = "#1f4e9c"
 _ANOMALY_COLOR = "#e8706a"
@@ -28,20 +28,11 @@ def _new_figure(width: float, height: float):
 
 
 def _save_atomic(fig, path) -> Path:
-  """Writes the PNG under a temporary name and renames it when complete."""
+  """Writes the PNG atomically (`atomic_write`)."""
   path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  # A unique name in the same folder keeps the rename atomic and concurrent
-  # writers apart; plain open() (not mkstemp) keeps umask permissions.
-  tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-  try:
+  with atomic_write.temporary_path(path) as tmp:
     with open(tmp, "xb") as f:
       fig.savefig(f, format="png")
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
   return path
 
 

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from tensorflow_datasets.proto import tf_example_pb2
 
+from ssmtl_jax import atomic_write
 from ssmtl_jax import tfrecord
 
 SCHEMA_VERSION = 1
@@ -160,13 +161,6 @@ def index_path(shard_path: str) -> str:
   return shard_path + ".index.npy"
 
 
-def _save_npy_atomic(path: str, array: np.ndarray) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "wb") as f:
-    np.save(f, array, allow_pickle=False)
-  os.replace(tmp, path)
-
-
 class CubeWriter:
   """Writes the cubes of one split into TFRecord shards with index files.
 
@@ -222,7 +216,7 @@ class CubeWriter:
     assert self._writer is not None
     self._writer.close()
     path = self._writer.path[:-len(".tmp")]
-    _save_npy_atomic(index_path(path), np.array(self._rows, INDEX_DTYPE))
+    atomic_write.save_npy(index_path(path), np.array(self._rows, INDEX_DTYPE))
     os.replace(self._writer.path, path)
     self._shards.append(os.path.basename(path))
     self._counts.append(len(self._rows))
@@ -318,12 +312,8 @@ def write_manifest(out_dir: str | os.PathLike[str], manifest: dict[str, Any]) ->
              "prep_config"} - set(manifest)
   if missing:
     raise ValueError(f"Manifest is missing keys {sorted(missing)}.")
-  path = os.path.join(os.fspath(out_dir), MANIFEST_NAME)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(manifest, f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
-  return path
+  return atomic_write.write_json(os.path.join(os.fspath(out_dir), MANIFEST_NAME), manifest,
+                                 indent=1, sort_keys=True)
 
 
 def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:

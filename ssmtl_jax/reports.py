@@ -1,20 +1,14 @@
 """Text outputs of an evaluation: per-video region files and a markdown summary."""
 
-import os
 from typing import Any, Mapping
 
 import numpy as np
 
+from ssmtl_jax import atomic_write
+
 REGION_HEADER = "frame,x_min,y_min,x_max,y_max,score"
 
 
-def _write_atomic(path: str, text: str) -> str:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
-  return path
 
 
 def write_region_file(path: str, frames: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> str:
@@ -33,7 +27,7 @@ def write_region_file(path: str, frames: np.ndarray, boxes: np.ndarray, scores: 
   lines = [REGION_HEADER] + [
       f"{frames[n]},{boxes[n, 0]:g},{boxes[n, 1]:g},{boxes[n, 2]:g},{boxes[n, 3]:g},"
       f"{scores[n]:.6g}" for n in order]
-  return _write_atomic(path, "\n".join(lines) + "\n")
+  return atomic_write.write_text(path, "\n".join(lines) + "\n")
 
 
 def read_region_file(path: str) -> np.ndarray:
@@ -80,4 +74,4 @@ def summary_markdown(result: Mapping[str, Any], title: str) -> str:
 
 
 def write_summary(path: str, result: Mapping[str, Any], title: str) -> str:
-  return _write_atomic(path, summary_markdown(result, title))
+  return atomic_write.write_text(path, summary_markdown(result, title))

@@ -24,6 +24,7 @@ from data_prep import prepare
 from data_prep import readers
 from data_prep import teachers as teachers_lib
 from ssmtl_jax import appearance_memory
+from ssmtl_jax import atomic_write
 from ssmtl_jax import checkpoint
 from ssmtl_jax import evaluate
 from ssmtl_jax import sharding
@@ -32,13 +33,23 @@ from ssmtl_jax import streaming
 from ssmtl_jax import train as train_lib
 
 
-def load_score_stats(checkpoint_dir: str) -> dict[str, tuple[float, float]] | None:
-  """Normal-data statistics of each task score saved by `--mode=eval`, or None if absent."""
+def load_score_stats(checkpoint_dir: str, transform: str = "none"
+                     ) -> dict[str, tuple[float, float]] | None:
+  """Normal-data statistics of each task score saved by `--mode=eval`, or None if absent.
+
+  Raises:
+    ValueError: they were computed on another scale than `transform` (eval.score_transform).
+  """
   path = os.path.join(checkpoint_dir, "metrics.json")
   if not os.path.isfile(path):
     return None
   with open(path) as f:
-    raw = json.load(f).get("score_stats")
+    saved = json.load(f)
+  raw = saved.get("score_stats")
+  saved_transform = saved.get("score_transform", "none")
+  if raw and saved_transform != transform:
+    raise ValueError(f"{path}: its score_stats are on the {saved_transform!r} scale but "
+                     f"eval.score_transform={transform!r}; run --mode=eval with this config once")
   try:
     return evaluate.parse_score_stats(raw)
   except (KeyError, TypeError, ValueError) as e:
@@ -116,7 +127,7 @@ def score_video(config, video: str, checkpoint_dir: str, out_dir: str) -> dict[s
     memory = appearance_memory.AppearanceMemory.load(path)
   scorer = VideoScorer(config, memory)
   state, step = checkpoint.restore_best(checkpoint_dir, scorer.abstract_state())
-  stats = load_score_stats(checkpoint_dir)
+  stats = load_score_stats(checkpoint_dir, config.eval.score_transform)
   if stats is None:
     print(f"no score statistics in {checkpoint_dir}/metrics.json (run --mode=eval there once); "
           "task scores are averaged unstandardised", flush=True)
@@ -124,7 +135,9 @@ def score_video(config, video: str, checkpoint_dir: str, out_dir: str) -> dict[s
                                                   config.eval.stream_chunk_frames)
   print(f"{video}: {len(frames)} frames, {len(boxes)} objects at every {stride}. frame", flush=True)
   weights = evaluate.score_weights(task_scores, config.eval.appearance_memory_weight)
-  object_scores = (evaluate.combine_scores(task_scores, stats, weights) if len(boxes)
+  object_scores = (evaluate.combine_scores(task_scores, stats, weights,
+                                           config.eval.score_transform, config.eval.clip_z)
+                   if len(boxes)
                    else np.zeros(0, np.float64))
   frame_scores = evaluate.video_frame_scores(len(frames), stride, centre, object_scores, boxes,
                                              frames.shape[1:3], config.eval, config.eval.minmax)
@@ -137,6 +150,5 @@ def score_video(config, video: str, checkpoint_dir: str, out_dir: str) -> dict[s
              "num_objects": int(len(boxes)), "standardized": stats is not None,
              "max_frame_score": float(np.max(frame_scores)) if len(frame_scores) else None,
              "outputs": os.path.abspath(out_dir)}
-  with open(os.path.join(out_dir, f"score_{name}.json"), "w") as f:
-    json.dump(summary, f, indent=1)
+  atomic_write.write_json(os.path.join(out_dir, f"score_{name}.json"), summary, indent=1)
   return summary

@@ -85,6 +85,28 @@ def test_combine_scores_ignores_dict_order():
   np.testing.assert_array_equal(backward, forward)
 
 
+def test_combine_scores_clips_each_standardised_score():
+  task_scores = {"a": np.array([1.0, 41.0]), "b": np.array([4.0, 2.0])}
+  stats = {"a": (1.0, 2.0), "b": (0.0, 1.0)}
+  # a: 0, (41 - 1) / 2 = 20 -> clipped to 3;  b: 4 -> 3, 2
+  # mean: (0 + 3) / 2 = 1.5, (3 + 2) / 2 = 2.5 (unclipped: 2, 11)
+  np.testing.assert_allclose(evaluate.combine_scores(task_scores, stats), [2.0, 11.0])
+  np.testing.assert_allclose(evaluate.combine_scores(task_scores, stats, clip=3.0), [1.5, 2.5])
+
+
+def test_log_transform_standardises_on_the_log_scale():
+  reference = {"a": np.array([1.0, np.e ** 2])}  # logs 0 and 2: mean 1, std 1
+  stats = evaluate.reference_stats(reference, "log")
+  np.testing.assert_allclose(stats["a"], (1.0, 1.0))
+  np.testing.assert_allclose(evaluate.reference_stats(reference, "none")["a"],
+                             ((1 + np.e ** 2) / 2, (np.e ** 2 - 1) / 2))
+  # log(e^3) = 3 -> (3 - 1) / 1 = 2; a score of 0 is floored at 1e-12 instead of -inf
+  out = evaluate.combine_scores({"a": np.array([np.e ** 3, 0.0])}, stats, transform="log")
+  np.testing.assert_allclose(out, [2.0, np.log(1e-12) - 1.0])
+  with pytest.raises(ValueError, match="score_transform='sqrt'"):
+    evaluate.reference_stats(reference, "sqrt")
+
+
 # ------------------------------------------------------------ score_stats
 
 
@@ -110,6 +132,15 @@ def test_score_stats_of_older_runs_as_bare_mean_std_pairs_still_read(tmp_path):
   (tmp_path / "metrics.json").write_text(json.dumps({"score_stats": {"a": [1.0]}}))
   with pytest.raises(ValueError, match=r"metrics.json: score_stats\['a'\]"):
     score_video.load_score_stats(str(tmp_path))
+
+
+def test_score_stats_on_another_scale_than_the_config_are_refused(tmp_path):
+  from ssmtl_jax import score_video  # pylint: disable=g-import-not-at-top
+  (tmp_path / "metrics.json").write_text(json.dumps(
+      {"score_stats": {"a": {"mean": 0.0, "std": 1.0}}, "score_transform": "log"}))
+  assert score_video.load_score_stats(str(tmp_path), "log") == {"a": (0.0, 1.0)}
+  with pytest.raises(ValueError, match="'log' scale but eval.score_transform='none'"):
+    score_video.load_score_stats(str(tmp_path), "none")
 
 
 # ------------------------------------------------ frame_scores_from_objects

@@ -1,0 +1,91 @@
+"""Chooses how task scores are put on one scale before they are averaged (`eval.score_transform`,
+`eval.clip_z`), on evaluated runs of a development set.
+
+  python benchmarks/choose_calibration.py --config=configs/demo.py \\
+      --config.data.synthetic_options.seed=1 --config.data.root=runs/demo_dev_data \\
+      --config.data.records_dir=runs/demo_dev_records \\
+      --run=runs/demo_dev_s0 --run=runs/demo_dev_s1 --run=runs/demo_dev_s2
+
+Each `--run=WORKDIR` is a run that `--mode=eval` scored with this code: it saved the test
+objects' per-task scores (`eval/object_scores.npz`) and the normal reference objects' ones
+(`eval/reference_scores.npz`). Every candidate `transform/clip` re-standardises both with
+`evaluate.reference_stats` and re-combines them with the config's memory share, exactly as
+`--mode=eval` would with `--config.eval.score_transform=transform --config.eval.clip_z=clip`.
+Prints one row per candidate: micro AUC of each run, their mean and the worst run, then one JSON
+line.
+"""
+
+import json
+import os
+
+import numpy as np
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+import harness  # noqa: F401  (first: puts the repository root ahead of benchmarks/ on sys.path)
+from data_prep import prepare
+from ssmtl_jax import evaluate
+from ssmtl_jax import metrics
+from ssmtl_jax import records
+from ssmtl_jax import train as train_lib
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "data set config (eval settings)",
+                                          lock_config=True)
+_RUNS = flags.DEFINE_multi_string("run", [], "workdir of a run evaluated with this code")
+_CANDIDATES = flags.DEFINE_list("candidates", ["none/0", "none/2", "none/3", "none/4", "log/0",
+                                               "log/2", "log/3", "log/4"],
+                                "transform/clip pairs to compare")
+
+
+def load_run(workdir: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.lib.npyio.NpzFile]:
+  """(test scores by task, reference scores by task, the saved test objects) of one run."""
+  test = np.load(os.path.join(workdir, "eval", "object_scores.npz"), allow_pickle=False)
+  path = os.path.join(workdir, "eval", evaluate.REFERENCE_SCORES_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path} does not exist: run --mode=eval in {workdir} with this code "
+                            "(with eval.standardize on) to save the reference objects' scores")
+  reference = np.load(path, allow_pickle=False)
+
+  def by_task(npz):
+    return {k[len("task_"):]: npz[k] for k in npz.files if k.startswith("task_")}
+  return by_task(test), by_task(reference), test
+
+
+def micro_auc(config, entry, labels, workdir: str, transform: str, clip: float) -> float:
+  """Micro AUC of one run with its scores re-standardised on `transform` and clipped at `clip`."""
+  scores, reference, saved = load_run(workdir)
+  stats = evaluate.reference_stats(reference, transform)
+  object_scores = evaluate.combine_scores(
+      scores, stats, evaluate.score_weights(scores, config.eval.appearance_memory_weight),
+      transform, clip)
+  frame_scores = evaluate.split_frame_scores(entry, saved["video_id"], saved["frame"],
+                                             saved["box"], object_scores, config.eval,
+                                             config.eval.minmax)
+  return metrics.micro_auc(labels, frame_scores)
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  if not _RUNS.value:
+    raise app.UsageError("pass at least one --run=WORKDIR")
+  manifest = records.read_manifest(train_lib.records_dir(config, _RUNS.value[0]))
+  entry = manifest["splits"]["testing"]
+  labels = prepare.ground_truth(config, manifest).frame_labels
+  table = {}
+  for candidate in _CANDIDATES.value:
+    transform, clip = candidate.split("/")
+    table[candidate] = [micro_auc(config, entry, labels, w, transform, float(clip))
+                        for w in _RUNS.value]
+  names = [os.path.basename(os.path.normpath(w)) for w in _RUNS.value]
+  print("| transform / clip | " + " | ".join(names) + " | mean | worst |")
+  print("|---|" + "---|" * (len(names) + 2))
+  for candidate, aucs in table.items():
+    print(f"| {candidate} | " + " | ".join(f"{100 * a:.1f}" for a in aucs) +
+          f" | {100 * np.mean(aucs):.2f} | {100 * np.min(aucs):.2f} |")
+  print(json.dumps({"runs": _RUNS.value, "micro_auc": table}))
+
+
+if __name__ == "__main__":
+  app.run(main)
