@@ -55,10 +55,10 @@ import jax
 
 from configs import ped2_v2
 from configs import test as test_config
+from data_prep import records
+from ssmtl_jax import backend
 from ssmtl_jax import pipeline
-from ssmtl_jax import records
 from ssmtl_jax import steps
-from ssmtl_jax.models import layers
 
 ITEMS = ("train_step", "score_step", "end_to_end", "input_pipeline")
 STEP_ITEMS = ("train_step", "score_step")
@@ -235,7 +235,7 @@ def end_to_end(run: Run, config, workdir: str, default_dtype: str) -> dict:
          "num_steps": config.train.num_steps, "batch": config.train.batch_size,
          "train_workers": config.train.num_workers, "overlay_videos": config.eval.overlay_videos,
          "teacher": config.prep.teachers.distillation or None,
-         **layers.resolve_model_choices(config.model)}
+         **backend.resolve_model_choices(config.model)}
   if config.data.root and travel_pack.is_pack(config.data.root):
     out["pack_check"] = travel_pack.verify_pack(config.data.root)
   start = time.monotonic()
@@ -319,9 +319,9 @@ def main(argv):
   unknown = sorted(set(FLAGS.items) - set(ITEMS))
   if unknown:
     raise SystemExit(f"error: --items: unknown {unknown}; valid: {','.join(ITEMS)}")
-  bad_dtypes = sorted(set(FLAGS.dtypes) - set(layers.DTYPES))
+  bad_dtypes = sorted(set(FLAGS.dtypes) - set(backend.DTYPES))
   if bad_dtypes:
-    raise SystemExit(f"error: --dtypes: unknown {bad_dtypes}; valid: {','.join(layers.DTYPES)}")
+    raise SystemExit(f"error: --dtypes: unknown {bad_dtypes}; valid: {','.join(backend.DTYPES)}")
   try:
     batches = [int(b) for b in (FLAGS.batches or (["8", "16"] if smoke else ["16", "64", "256"]))]
   except ValueError as e:
@@ -339,7 +339,7 @@ def main(argv):
   workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="accelerator_")
   step_config = test_config.get_config() if smoke else ped2_v2.get_config()
   config = e2e_config(smoke, root, 0 if smoke else workers, FLAGS.e2e_teacher)
-  default_dtype = layers.resolve_dtype("auto")
+  default_dtype = backend.resolve_dtype("auto")
   dtypes = sorted(FLAGS.dtypes, key=lambda d: d != default_dtype)
 
   run = Run(FLAGS.out, FLAGS.budget_s, smoke)

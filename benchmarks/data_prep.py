@@ -25,6 +25,8 @@ from ml_collections import config_flags
 import harness
 from data_prep import prepare
 from data_prep import synthetic
+from ssmtl_jax import backend
+from ssmtl_jax import tasks as tasks_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py",
                                           "Prep settings (run from the repository root).")
@@ -54,7 +56,8 @@ def main(argv):
   for run in range(_RUNS.value):
     out = os.path.join(root, f"records_{run}")
     start = time.perf_counter()
-    manifest = prepare.prepare(config, out)
+    manifest = prepare.prepare(config, out, teacher_tasks=tasks_lib.needing_teacher(config.tasks),
+                               depthwise=backend.teacher_depthwise())
     times.append(time.perf_counter() - start)
     cubes = sum(s["num_records"] for s in manifest["splits"].values())
     shutil.rmtree(out)

@@ -68,8 +68,9 @@ def _gflop(cost) -> float:
 
 def uses_host_conv(config) -> bool:
   """Whether the config's convolutions resolve, here, to a host library's (a host callback)."""
+  from ssmtl_jax import backend  # pylint: disable=g-import-not-at-top
   from ssmtl_jax.models import layers  # pylint: disable=g-import-not-at-top
-  choice = layers.resolve_model_choices(config.model)
+  choice = backend.resolve_model_choices(config.model)
   return any(choice[k] in layers.HOST_CONV_IMPLS for k in ("conv_impl", "first_conv_impl"))
 
 
@@ -165,8 +166,8 @@ def use_detector(config, spec: str) -> None:
 
 
 def config_fields(config) -> dict[str, Any]:
-  from ssmtl_jax.models import layers  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax import backend  # pylint: disable=g-import-not-at-top
   m = config.model
   return {"crop": config.prep.crop_size, "trunk": m.trunk, "embed_dim": m.embed_dim,
           "cvt_blocks": m.cvt_blocks, "cvt_heads": m.cvt_heads, "tasks": list(config.tasks),
-          **layers.resolve_model_choices(m)}
+          **backend.resolve_model_choices(m)}

@@ -21,9 +21,9 @@ from ml_collections import config_flags
 
 import harness
 import train_step
+from data_prep import records
 from ssmtl_jax import input_pipeline
 from ssmtl_jax import pipeline
-from ssmtl_jax import records
 
 FLAGS = flags.FLAGS
 

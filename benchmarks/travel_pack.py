@@ -43,10 +43,10 @@ import harness  # first: puts the repository root ahead of benchmarks/ on sys.pa
 import numpy as np
 
 from configs import ped2_v2
+from data_prep import atomic_write
 from data_prep import cubes
 from data_prep import detect
 from data_prep import readers
-from ssmtl_jax import atomic_write
 from ssmtl_jax import boxes as boxes_lib
 
 PACK_FILE = "pack.json"

@@ -9,8 +9,8 @@ Data layout, detector settings and smoothing as configs/avenue_v2.py. Runtime: a
 Target: no SSMTL figure in DESIGN §7; SSMTL++v1 / v2 reach micro AUC 93.7 / 91.6, macro 91.7 / 92.5 on Avenue.
 """
 
-from configs import common
 from configs import avenue_v2
+from configs import common
 
 
 def get_config():

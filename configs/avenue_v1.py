@@ -10,8 +10,8 @@ T5 adds a second backward pass per step.
 Target: published SSMTL++v1 (GPU): micro AUC 93.7, macro 91.7, RBDC 40.9, TBDC 82.1.
 """
 
-from configs import common
 from configs import avenue_v2
+from configs import common
 
 
 def get_config():

@@ -14,8 +14,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from data_prep import records
 from data_prep import teachers as teachers_lib
-from ssmtl_jax import records
 
 # With INTER_LINEAR a window is resized in one cv2 call with its frames
 # stacked as channels (up to CV_CN_MAX = 512), much faster than a call per

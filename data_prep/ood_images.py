@@ -11,7 +11,7 @@ module supplies those images as uint8 `[N, size, size, C]`, from the first of:
    file format is read with `builder.as_data_source` (random access, needs the
    `array_record` package); data prepared in the default `tfrecord` format (what
    `tfds build` writes on a machine with TensorFlow) is read with
-   `ssmtl_jax.tfrecord` and decoded with `features.deserialize_example_np`.
+   `data_prep.tfrecord` and decoded with `features.deserialize_example_np`.
    Picks are seeded and spread evenly over the prepared sources; each image is
    centre-cropped to a square and resized with `cv2.INTER_AREA`.
 2. An offline fallback, used when no source is prepared: half procedural textures
@@ -69,7 +69,7 @@ class _TFRecordShard:
     return len(self.offsets)
 
   def __getitem__(self, i: int):
-    from ssmtl_jax import tfrecord  # pylint: disable=import-outside-toplevel
+    from data_prep import tfrecord  # pylint: disable=import-outside-toplevel
     record = tfrecord.read_record_at(self.path, self.offsets[i])
     return self.features.deserialize_example_np(record)
 

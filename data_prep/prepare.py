@@ -10,16 +10,15 @@ from typing import Any
 
 import tqdm
 
+from data_prep import atomic_write
 from data_prep import cubes
 from data_prep import detect
 from data_prep import ground_truth as ground_truth_lib
 from data_prep import readers
+from data_prep import records
 from data_prep import synthetic
 from data_prep import teachers as teachers_lib
-from ssmtl_jax import atomic_write
-from ssmtl_jax import records
-from ssmtl_jax import tasks as tasks_lib
-from ssmtl_jax import tfrecord
+from data_prep import tfrecord
 
 SPLITS = (("training", "train_frame_stride"), ("testing", "test_frame_stride"))
 
@@ -65,12 +64,6 @@ def damaged_shards(out_dir: str, checks: dict[str, dict[str, int]], verify: bool
       except tfrecord.TFRecordError as e:
         damaged[name] = str(e)
   return damaged
-
-
-def needed_teachers(config) -> tuple[str, ...]:
-  """The configured tasks that learn from a teacher's outputs (T4, T7, T9)."""
-  return tuple(name for name in config.tasks
-               if name in tasks_lib.TASKS and tasks_lib.TASKS[name].needs_teacher)
 
 
 def ensure_dataset(config) -> str:
@@ -164,8 +157,13 @@ def _prepare_video(out_dir: str, split: str, video_id: int, name: str, path, det
           "damaged_frames": damaged}
 
 
-def prepare(config, out_dir: str, force: bool = False, verify: bool = False) -> dict[str, Any]:
+def prepare(config, out_dir: str, force: bool = False, verify: bool = False,
+            teacher_tasks: tuple[str, ...] = (), depthwise: str = "grouped") -> dict[str, Any]:
   """Writes the cube records of both splits and the manifest into `out_dir`.
+
+  `teacher_tasks` are the configured tasks that learn from a teacher (a missing
+  `prep.teachers` entry for one is an error); `depthwise` lowers the built-in teacher's
+  depthwise convolutions (efficientnet_lite.DEPTHWISE_LOWERINGS). The caller decides both.
 
   Skips the work when `out_dir` already holds undamaged records made with the same
   configuration, and within a run skips each video an interrupted earlier run finished (`force`
@@ -184,8 +182,8 @@ def prepare(config, out_dir: str, force: bool = False, verify: bool = False) -> 
     raise ValueError(f"prep.damaged_frames={p.damaged_frames!r}: one of "
                      f"{readers.DAMAGED_FRAME_POLICIES}")
   # Teachers and detector first: a wrong spec fails before any data is generated or read.
-  teachers = teachers_lib.build_teachers(p.teachers.to_dict(), needed_teachers(config),
-                                         p.teacher_input_size)
+  teachers = teachers_lib.build_teachers(p.teachers.to_dict(), teacher_tasks,
+                                         p.teacher_input_size, depthwise)
   detector = detect.build_detector(p.detector, **p.detector_options.to_dict())
   root = ensure_dataset(config)
   channels = 1 if config.data.grayscale else 3

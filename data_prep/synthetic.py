@@ -32,8 +32,8 @@ import pathlib
 import cv2
 import numpy as np
 
+from data_prep import atomic_write
 from data_prep import tracks as tracks_lib
-from ssmtl_jax import atomic_write
 
 ANOMALY_KINDS = ("cyclist", "vehicle", "erratic")
 

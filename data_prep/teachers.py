@@ -121,7 +121,8 @@ class EfficientNetLite0Teacher:
   so a whole prep compiles it once.
   """
 
-  def __init__(self, input_size: int = 224, batch_size: int = 64, weights: str = ""):
+  def __init__(self, input_size: int = 224, batch_size: int = 64, weights: str = "",
+               depthwise: str = "grouped"):
     from data_prep import efficientnet_lite  # JAX model: imported only when this teacher is used
     if input_size < 32:
       raise ValueError(f"prep.teacher_input_size={input_size}: EfficientNet-Lite0 needs at "
@@ -130,6 +131,7 @@ class EfficientNetLite0Teacher:
     self.variables = efficientnet_lite.load_variables(weights or None)
     self.input_size = int(input_size)
     self.batch_size = int(batch_size)
+    self.depthwise = depthwise
 
   def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
     crops = np.asarray(crops)
@@ -144,7 +146,7 @@ class EfficientNetLite0Teacher:
       n = len(part)
       padded = np.zeros((self.batch_size,) + part.shape[1:], np.float32)
       padded[:n] = part
-      y = self._net.apply(self.variables, padded)
+      y = self._net.apply(self.variables, padded, self.depthwise)
       outs[""].append(y["probs"][:n])
       outs["features"].append(y["features"][:n])
     return {k: (np.concatenate(v) if v else np.zeros((0, d), np.float32))
@@ -155,8 +157,10 @@ class EfficientNetLite0Teacher:
     return {"": (self._net.NUM_CLASSES,), "features": (self._net.FEATURES,)}
 
 
-def build_teacher(spec: str, task: str, input_size: int = 224) -> Teacher:
-  """A teacher from its spec: `efficientnet_lite0` (built in) or `onnx:<path>`.
+def build_teacher(spec: str, task: str, input_size: int = 224, depthwise: str = "grouped"
+                  ) -> Teacher:
+  """A teacher from its spec: `efficientnet_lite0` (built in; its depthwise convolutions lowered
+  as `depthwise`, see efficientnet_lite.DEPTHWISE_LOWERINGS) or `onnx:<path>`.
 
   Raises:
     ValueError: an unknown spec.
@@ -164,7 +168,7 @@ def build_teacher(spec: str, task: str, input_size: int = 224) -> Teacher:
     ModuleNotFoundError: the built-in teacher's weights package is not installed.
   """
   if spec == "efficientnet_lite0":
-    return EfficientNetLite0Teacher(input_size)
+    return EfficientNetLite0Teacher(input_size, depthwise=depthwise)
   if spec.startswith("onnx:"):
     return OnnxTeacher(spec[len("onnx:"):])
   raise ValueError(f"prep.teachers.{task}={spec!r}: a teacher is one of {list(BUILTIN)} (built "
@@ -190,7 +194,7 @@ def spec_problem(spec: str, task: str) -> str | None:
 
 
 def build_teachers(specs: Mapping[str, str], tasks_needing: tuple[str, ...] = (),
-                   input_size: int = 224) -> dict[str, Teacher]:
+                   input_size: int = 224, depthwise: str = "grouped") -> dict[str, Teacher]:
   """The configured teachers (empty specs skipped); a clear error for a task that needs one
   but has none."""
   missing = [t for t in tasks_needing if not specs.get(t)]
@@ -198,7 +202,8 @@ def build_teachers(specs: Mapping[str, str], tasks_needing: tuple[str, ...] = ()
     raise ValueError(f"task(s) {missing} learn from a teacher's outputs: set "
                      + ", ".join(f"--config.prep.teachers.{t}=efficientnet_lite0 (or "
                                  f"onnx:/path/to/model.onnx)" for t in missing))
-  return {task: build_teacher(spec, task, input_size) for task, spec in specs.items() if spec}
+  return {task: build_teacher(spec, task, input_size, depthwise)
+          for task, spec in specs.items() if spec}
 
 
 def target_shapes(teachers: Mapping[str, Teacher], crop_size: int, channels: int

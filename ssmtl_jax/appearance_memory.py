@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 import tqdm
 
-from ssmtl_jax import atomic_write
-from ssmtl_jax import records
+from data_prep import atomic_write
+from data_prep import records
 
 NAME = "appearance_memory"
 TEACHER = "distillation"  # the prep.teachers entry whose features the memory holds

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from ssmtl_jax import tfrecord
-from ssmtl_jax.records import INDEX_DTYPE, MANIFEST_NAME, decode_cube, index_path, read_manifest
-from ssmtl_jax.records import stack_cubes
+from data_prep import tfrecord
+from data_prep.records import INDEX_DTYPE, MANIFEST_NAME, decode_cube, index_path, read_manifest
+from data_prep.records import stack_cubes
 
 
 class CubeSource:

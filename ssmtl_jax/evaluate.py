@@ -7,16 +7,16 @@ import jax
 import numpy as np
 import tqdm
 
+from data_prep import atomic_write
 from data_prep import prepare as prepare_lib
 from data_prep import readers
-from ssmtl_jax import atomic_write
 from ssmtl_jax import appearance_memory
 from ssmtl_jax import checkpoint
+from ssmtl_jax import cube_source
 from ssmtl_jax import input_pipeline
 from ssmtl_jax import metrics
 from ssmtl_jax import overlay
 from ssmtl_jax import plots
-from ssmtl_jax import cube_source
 from ssmtl_jax import region_metrics
 from ssmtl_jax import reports
 from ssmtl_jax import sharding

@@ -14,7 +14,6 @@ from absl import flags
 from ml_collections import config_flags
 
 from ssmtl_jax import cli
-from ssmtl_jax import host_memory
 from ssmtl_jax import pipeline
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
@@ -49,10 +48,8 @@ def main(argv):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
-  import jax  # pylint: disable=g-import-not-at-top
-  if jax.default_backend() == "cpu":
-    # XLA:CPU buffers (and host-callback convs) reuse freed pages instead of faulting in new ones.
-    host_memory.retain_freed_memory()
+  from ssmtl_jax import backend  # pylint: disable=g-import-not-at-top  (imports JAX)
+  backend.configure_process()
   cli.run_with_user_errors(_run, sys.argv)
 
 

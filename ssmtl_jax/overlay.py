@@ -18,7 +18,7 @@ import warnings
 import cv2
 import numpy as np
 
-from ssmtl_jax import atomic_write
+from data_prep import atomic_write
 
 _BAR_HEIGHT = 40
 _GT_COLOR = (90, 110, 230)      # BGR: shaded ground-truth anomaly

@@ -4,11 +4,13 @@ import json
 import os
 import time
 
+from data_prep import atomic_write
 from data_prep import prepare
-from ssmtl_jax import atomic_write
+from ssmtl_jax import backend
 from ssmtl_jax import evaluate
 from ssmtl_jax import preflight
 from ssmtl_jax import score_video
+from ssmtl_jax import tasks as tasks_lib
 from ssmtl_jax import train
 
 MODES = ("prep", "train", "eval", "all", "score")
@@ -42,7 +44,9 @@ def run(config, workdir: str, mode: str = "all", video: str | None = None,
   timings, result = {}, {}
   if mode in ("prep", "all"):
     start = time.perf_counter()
-    result = prepare.prepare(config, train.records_dir(config, workdir), verify=verify)
+    result = prepare.prepare(config, train.records_dir(config, workdir), verify=verify,
+                             teacher_tasks=tasks_lib.needing_teacher(config.tasks),
+                             depthwise=backend.teacher_depthwise())
     timings["prep_s"] = time.perf_counter() - start
   if mode in ("train", "all"):
     start = time.perf_counter()

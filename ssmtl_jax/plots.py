@@ -12,7 +12,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ssmtl_jax import atomic_write
+from data_prep import atomic_write
 
 _SCORE_COLOR = "#1f4e9c"
 _ANOMALY_COLOR = "#e8706a"

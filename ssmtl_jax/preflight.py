@@ -17,10 +17,10 @@ import jax
 
 from data_prep import prepare
 from data_prep import readers
+from data_prep import records
 from data_prep import teachers as teachers_lib
 from ssmtl_jax import cli
 from ssmtl_jax import evaluate
-from ssmtl_jax import records
 from ssmtl_jax import tasks as tasks_lib
 from ssmtl_jax import train
 
@@ -94,7 +94,7 @@ def config_problems(config, mode: str) -> list[str]:
       problems.append(f"task_weights.{name}: not a configured task; tasks: {list(config.tasks)}"
                       + cli.suggest(name, config.tasks))
   if mode in ("prep", "all", "score"):
-    needed = prepare.needed_teachers(config)
+    needed = tasks_lib.needing_teacher(config.tasks)
     for task in needed:
       if not p.teachers.get(task):
         problems.append(f"task {task} learns from a teacher's outputs: set "

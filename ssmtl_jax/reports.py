@@ -4,7 +4,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ssmtl_jax import atomic_write
+from data_prep import atomic_write
 
 REGION_HEADER = "frame,x_min,y_min,x_max,y_max,score"
 

@@ -19,17 +19,18 @@ from typing import Any
 import jax
 import numpy as np
 
+from data_prep import atomic_write
 from data_prep import detect
-from data_prep import prepare
 from data_prep import readers
 from data_prep import teachers as teachers_lib
 from ssmtl_jax import appearance_memory
-from ssmtl_jax import atomic_write
+from ssmtl_jax import backend
 from ssmtl_jax import checkpoint
 from ssmtl_jax import evaluate
 from ssmtl_jax import sharding
 from ssmtl_jax import steps
 from ssmtl_jax import streaming
+from ssmtl_jax import tasks as tasks_lib
 from ssmtl_jax import train as train_lib
 
 
@@ -68,8 +69,9 @@ class VideoScorer:
                                           **config.prep.detector_options.to_dict())
     # Tasks that learn from a teacher (T4, T7, T9) compare with its outputs at test time too.
     self.teachers = teachers_lib.build_teachers(config.prep.teachers.to_dict(),
-                                                prepare.needed_teachers(config),
-                                                config.prep.teacher_input_size)
+                                                tasks_lib.needing_teacher(config.tasks),
+                                                config.prep.teacher_input_size,
+                                                backend.teacher_depthwise())
     shapes = teachers_lib.target_shapes(self.teachers, config.prep.crop_size, self.channels)
     self.tasks = train_lib.attach_teacher_shapes(steps.build_tasks(config), {"teachers": {
         name: {"shape": shape} for name, shape in shapes.items()}}, "this video")

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ssmtl_jax import backend
 from ssmtl_jax import tasks as tasks_lib
-from ssmtl_jax.models import layers
 from ssmtl_jax.models import ssmtl
 
 SSMCTB_LOSS = "ssmctb"  # the SSMCTB block's own reconstruction loss, weighted like a task
@@ -66,7 +66,7 @@ def build_tasks(config) -> list[tasks_lib.base.Task]:
 
 def build_model(config, tasks: Sequence[tasks_lib.base.Task], channels: int) -> ssmtl.SSMTLModel:
   m = config.model
-  choice = layers.resolve_model_choices(m)
+  choice = backend.resolve_model_choices(m)
   backbone = dict(trunk=m.trunk, embed_dim=m.embed_dim, cvt_blocks=m.cvt_blocks,
                   cvt_heads=m.cvt_heads, cvt_mode=m.cvt_mode, kv_stride=tuple(m.kv_stride),
                   mlp_ratio=m.mlp_ratio, conv_impl=choice["conv_impl"],
@@ -74,7 +74,7 @@ def build_model(config, tasks: Sequence[tasks_lib.base.Task], channels: int) -> 
                   depthwise_impl=choice["depthwise_impl"], ssmctb=m.ssmctb)
   specs = tuple((t.name, t.head_kind, t.num_outputs(channels)) for t in tasks)
   return ssmtl.SSMTLModel(head_specs=specs, backbone=backbone, head_width=m.head_width,
-                          dtype=layers.DTYPES[choice["dtype"]])
+                          dtype=backend.DTYPES[choice["dtype"]])
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -166,12 +166,9 @@ def init_variables(model: ssmtl.SSMTLModel, tasks, batch_shapes: Mapping[str, Se
     (views, _), routes = _train_views(tasks, batch, rng)
     return model.init(rng, views, routes, False)
 
-  # Compiled in one piece, and with the non-partitionable threefry: XLA:CPU (jax 0.10) takes
-  # seconds to compile each multi-dimensional draw of the partitionable one (a conv kernel's
-  # normal init: 4.5 s against 0.4 s), so the eager, op-by-op init took 32 s even for
-  # configs/test.py's tiny model, 6 s this way (benchmarks/compile_times.py). The parameters
-  # are replicated, so partitioning their draws buys nothing.
-  with jax.threefry_partitionable(False):
+  # Compiled in one piece (an eager, op-by-op init compiles every draw on its own), in the
+  # platform's RNG setting for parameters (backend.init_rng_context).
+  with backend.init_rng_context():
     return jax.jit(init)(rng)
 
 

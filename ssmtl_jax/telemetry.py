@@ -12,7 +12,7 @@ from typing import Mapping
 
 import jax
 
-from ssmtl_jax import tfrecord
+from data_prep import tfrecord
 
 
 class ScalarWriter:

@@ -15,15 +15,15 @@ import numpy as np
 import tqdm
 
 from data_prep import ood_images
+from data_prep import records
+from ssmtl_jax import backend
 from ssmtl_jax import checkpoint
-from ssmtl_jax import input_pipeline
 from ssmtl_jax import cube_source
-from ssmtl_jax import records
+from ssmtl_jax import input_pipeline
 from ssmtl_jax import sharding
 from ssmtl_jax import steps
 from ssmtl_jax import tasks as tasks_lib
 from ssmtl_jax import telemetry
-from ssmtl_jax.models import layers
 
 
 def records_dir(config, workdir: str) -> str:
@@ -218,7 +218,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     best, last_train_loss = extra["best"], extra["last_train_loss"]
     start_step = done + 1
     print(f"resuming from the checkpoint of step {done} in {latest.directory}", flush=True)
-  choice = layers.resolve_model_choices(config.model)
+  choice = backend.resolve_model_choices(config.model)
   print(f"training on {len(train_source)} cubes from {len(setup.train_videos)} videos, "
         f"validating on {len(val_source) if val_source else 0} cubes from "
         f"{len(setup.val_videos)} videos; {num_steps} steps of batch {tc.batch_size} "

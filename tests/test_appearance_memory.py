@@ -10,12 +10,12 @@ import pytest
 
 from configs import test as test_config
 from data_prep import prepare
+from data_prep import records
 from ssmtl_jax import appearance_memory
 from ssmtl_jax import cube_source
 from ssmtl_jax import evaluate
 from ssmtl_jax import metrics
 from ssmtl_jax import pipeline
-from ssmtl_jax import records
 from ssmtl_jax import tasks as tasks_lib
 from ssmtl_jax import train as train_lib
 from ssmtl_jax.tasks import base

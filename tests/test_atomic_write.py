@@ -1,4 +1,4 @@
-"""`ssmtl_jax.atomic_write`: a file appears whole or not at all, and nothing temporary stays."""
+"""`data_prep.atomic_write`: a file appears whole or not at all, and nothing temporary stays."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from ssmtl_jax import atomic_write
+from data_prep import atomic_write
 
 
 def test_writers_round_trip_and_leave_only_the_file(tmp_path):

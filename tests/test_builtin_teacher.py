@@ -18,11 +18,11 @@ from flax import linen as nn
 import torch_files
 from configs import test as test_config
 from data_prep import efficientnet_lite
+from data_prep import records
 from data_prep import teachers as teachers_lib
 from data_prep import torch_weights
 from ssmtl_jax import cube_source
 from ssmtl_jax import pipeline
-from ssmtl_jax import records
 
 
 def _state():
@@ -113,6 +113,10 @@ def test_pretrained_weights_recognise_a_photo():
   np.testing.assert_allclose(out["probs"].sum(), 1.0, rtol=1e-5)
   assert int(out["probs"][0].argmax()) == 652
   assert out["probs"][0, 652] > 0.2
+  # The shift lowering of the depthwise convolutions (what prep uses on CPU) computes the same.
+  shifted = efficientnet_lite.apply(variables, _photo()[None].astype(np.float32) / 255.0, "shift")
+  np.testing.assert_allclose(shifted["features"], out["features"], rtol=1e-3, atol=1e-3)
+  np.testing.assert_allclose(shifted["probs"], out["probs"], rtol=1e-3, atol=1e-5)
 
 
 def test_teacher_targets_and_their_names():

@@ -23,9 +23,9 @@ import scipy.io
 from configs import test as test_config
 from data_prep import prepare
 from data_prep import readers
+from data_prep import records
 from data_prep import synthetic
 from ssmtl_jax import cli
-from ssmtl_jax import records
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -231,7 +231,7 @@ def test_disk_full_while_writing_names_the_file_and_keeps_finished_shards(tmp_pa
     def close(self):
       self.file.close()
 
-  from ssmtl_jax import tfrecord  # pylint: disable=import-outside-toplevel
+  from data_prep import tfrecord  # pylint: disable=import-outside-toplevel
   monkeypatch.setattr(tfrecord, "open", FullDisk, raising=False)
   with pytest.raises(OSError) as raised:
     with writer:

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from jax import lax
 
+from ssmtl_jax import backend
 from ssmtl_jax import host_memory
-from ssmtl_jax.models import layers
 from ssmtl_jax.models import host_conv
+from ssmtl_jax.models import layers
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -98,12 +99,12 @@ def test_auto_picks_a_lowering_that_runs_here():
   # This process has 8 fake CPU devices: a host callback would stall the other devices' threads
   # in their collectives, so 'auto' keeps lax.conv and an explicit request is refused clearly.
   assert jax.device_count() == 8
-  assert layers.resolve_conv_impl("auto") == "native"
-  assert layers.resolve_conv_impl("auto", first_layer=True) == "native"
-  assert layers.resolve_conv_impl("im2col") == "im2col"
+  assert backend.resolve_conv_impl("auto") == "native"
+  assert backend.resolve_conv_impl("auto", first_layer=True) == "native"
+  assert backend.resolve_conv_impl("im2col") == "im2col"
   for impl in layers.HOST_CONV_IMPLS:
     with pytest.raises(ValueError, match="one CPU device.*8 cpu device"):
-      layers.resolve_conv_impl(impl)
+      backend.resolve_conv_impl(impl)
 
 
 def test_single_cpu_device_trains_with_the_host_lowerings(prepared, tmp_path):

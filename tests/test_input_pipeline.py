@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from ssmtl_jax import input_pipeline
+from data_prep import records
 from ssmtl_jax import cube_source
-from ssmtl_jax import records
+from ssmtl_jax import input_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+from ssmtl_jax import backend
 from ssmtl_jax.models import backbone3d
 from ssmtl_jax.models import cvt
 from ssmtl_jax.models import layers
@@ -178,29 +179,31 @@ def test_auto_choices_follow_the_backend():
   assert (m.depthwise_impl, m.dtype) == ("auto", "auto")  # the shipped default
   # This process runs on CPU (8 fake devices): the CPU choices.
   assert jax.default_backend() == "cpu"
-  here = layers.resolve_model_choices(m)
+  here = backend.resolve_model_choices(m)
   assert here["depthwise_impl"] == "shift" and here["dtype"] == "float32"
   assert here["conv_impl"] == here["first_conv_impl"] == "native"  # sharded CPU mesh: lax.conv
-  for backend in ("gpu", "tpu"):
-    assert layers.resolve_model_choices(m, backend) == {
+  for platform in ("gpu", "tpu"):
+    assert backend.resolve_model_choices(m, platform) == {
         "conv_impl": "native", "first_conv_impl": "native", "depthwise_impl": "grouped",
         "dtype": "bfloat16"}
-  assert layers.resolve_depthwise_impl("auto", "cpu") == "shift"
-  assert layers.resolve_dtype("auto", "cpu") == "float32"
+  assert backend.resolve_depthwise_impl("auto", "cpu") == "shift"
+  assert backend.resolve_dtype("auto", "cpu") == "float32"
   # Explicit choices pass through on every backend.
-  assert layers.resolve_depthwise_impl("shift", "gpu") == "shift"
-  assert layers.resolve_dtype("float32", "tpu") == "float32"
+  assert backend.resolve_depthwise_impl("shift", "gpu") == "shift"
+  assert backend.resolve_dtype("float32", "tpu") == "float32"
   with pytest.raises(ValueError, match="model.dtype='float16' unknown"):
-    layers.resolve_dtype("float16")
+    backend.resolve_dtype("float16")
   with pytest.raises(ValueError, match="model.depthwise_impl='fft' unknown"):
-    layers.resolve_depthwise_impl("fft")
+    backend.resolve_depthwise_impl("fft")
+  # The built-in teacher's depthwise convolutions follow the model's rule.
+  assert backend.teacher_depthwise("cpu") == "shift" and backend.teacher_depthwise("gpu") == "grouped"
 
 
 def test_test_config_keeps_its_explicit_depthwise_choice():
   from configs import test as test_config  # pylint: disable=g-import-not-at-top
   m = test_config.get_config().model
-  assert layers.resolve_model_choices(m, "gpu")["depthwise_impl"] == "grouped"
-  assert layers.resolve_model_choices(m, "cpu")["depthwise_impl"] == "grouped"
+  assert backend.resolve_model_choices(m, "gpu")["depthwise_impl"] == "grouped"
+  assert backend.resolve_model_choices(m, "cpu")["depthwise_impl"] == "grouped"
 
 
 # ---------------------------------------------------------------- max_pool_hw

@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 
 from data_prep import ood_images
 from data_prep import textures
-from ssmtl_jax import tfrecord
+from data_prep import tfrecord
 
 SIZE = 8
 
@@ -86,7 +86,7 @@ def tfds_dirs(tmp_path_factory):
   root = tmp_path_factory.mktemp("tfds")
   for cls in (TinyOodTest, TinyOodTestB):
     cls(data_dir=root / "ar", file_format="array_record").download_and_prepare()
-  # TFDS writes tfrecord through TensorFlow; write the same layout with ssmtl_jax.tfrecord.
+  # TFDS writes tfrecord through TensorFlow; write the same layout with data_prep.tfrecord.
   src = root / "ar" / "tiny_ood_test" / "1.0.0"
   dst = root / "tfr" / "tiny_ood_test" / "1.0.0"
   dst.mkdir(parents=True)

@@ -11,8 +11,8 @@ import pytest
 
 from configs import ped2_v2
 from configs import test as test_config
+from data_prep import records
 from ssmtl_jax import pipeline
-from ssmtl_jax import records
 from ssmtl_jax import reports
 from ssmtl_jax import telemetry
 

@@ -12,8 +12,8 @@ import pytest
 
 from configs import test as test_config
 from data_prep import prepare
-from ssmtl_jax import records
-from ssmtl_jax import tfrecord
+from data_prep import records
+from data_prep import tfrecord
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

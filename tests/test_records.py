@@ -1,4 +1,4 @@
-"""Tests for ssmtl_jax.records: schema, sharded writer, manifest, grain source."""
+"""Tests for data_prep.records: schema, sharded writer, manifest, grain source."""
 
 import json
 import os
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from tensorflow_datasets.proto import tf_example_pb2
 
+from data_prep import records
+from data_prep import tfrecord
 from ssmtl_jax import cube_source
-from ssmtl_jax import records
-from ssmtl_jax import tfrecord
 
 SHAPE = (5, 8, 8, 1)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from data_prep import synthetic
 from data_prep import readers
+from data_prep import synthetic
 from ssmtl_jax import score_video
 from ssmtl_jax import steps
 from ssmtl_jax import streaming

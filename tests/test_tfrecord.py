@@ -1,11 +1,11 @@
-"""Tests for ssmtl_jax.tfrecord: round trip, corruption errors, compatibility."""
+"""Tests for data_prep.tfrecord: round trip, corruption errors, compatibility."""
 
 import struct
 
 import google_crc32c
 import pytest
 
-from ssmtl_jax import tfrecord
+from data_prep import tfrecord
 
 # Five records written by TensorFlow's TFRecordWriter: grain ships this file as
 # grain/_src/python/testdata/morris_sequence_first_5.tfrecord (the first five

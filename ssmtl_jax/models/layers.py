@@ -1,4 +1,5 @@
-"""Convolution layers with per-backend implementation switches.
+"""Convolution layers with several lowerings of the same math (which one runs where is decided
+in ssmtl_jax/backend.py).
 
 XLA:CPU runs 3D convolutions and grouped (depthwise) convolutions far below its matmul rate
 (DESIGN §8), while GPU/TPU run them natively. Each layer keeps one parameter layout (a
@@ -19,73 +20,6 @@ from ssmtl_jax.models import host_conv
 HOST_CONV_IMPLS = host_conv.BACKENDS
 CONV_IMPLS = ("native", "im2col", *HOST_CONV_IMPLS)
 DEPTHWISE_IMPLS = ("grouped", "shift")
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-AUTO = "auto"
-
-
-def _backend(backend: str | None) -> str:
-  return backend or jax.default_backend()
-
-
-def resolve_conv_impl(impl: str, first_layer: bool = False, backend: str | None = None) -> str:
-  """`auto` -> the fastest same-math lowering here, lax.conv on GPU / TPU and on sharded CPU
-  meshes; on a single CPU device a host library's convolution (models/host_conv.py): OpenVINO's
-  (oneDNN), except for the 1-channel input conv (`first_layer`): onnxruntime's MLAS. OpenVINO
-  there too made the published-v2 train step slower (19.7 vs 16.6 s) and the ped2_cpu one faster
-  (31.7 vs 29.1 cubes/s), measured the same sitting (benchmarks/RESULTS.md); the v2 step decides.
-  Checks that an explicit host lowering can run here. Other names pass through unchanged.
-  `backend`: the platform to choose for (default: `jax.default_backend()`)."""
-  cpu_single = _backend(backend) == "cpu" and jax.device_count() == 1
-  if impl == "auto":
-    if not cpu_single:
-      return "native"
-    return "openvino" if not first_layer and host_conv.available("openvino") else "onnxruntime"
-  if impl in HOST_CONV_IMPLS:
-    if not cpu_single:
-      raise ValueError(
-          f"model.conv_impl={impl!r} runs on one CPU device (a host callback); this process "
-          f"sees {jax.device_count()} {_backend(backend)} device(s): use 'auto' or 'native'")
-    if not host_conv.available(impl):
-      raise ValueError(f"model.conv_impl={impl!r} needs the {impl} package (pip install {impl}); "
-                       f"'auto' falls back to what is installed")
-  return impl
-
-
-def resolve_depthwise_impl(impl: str, backend: str | None = None) -> str:
-  """`auto` -> `shift` on CPU, where XLA:CPU runs a grouped convolution ~9x slower than the 27
-  shifted multiply-adds (DESIGN §8); `grouped` on GPU / TPU, where it is one cuDNN / TPU
-  convolution instead of 27 passes over the activations. Both compute the same math with the
-  same parameters. `backend`: the platform to choose for (default: `jax.default_backend()`)."""
-  if impl == AUTO:
-    return "shift" if _backend(backend) == "cpu" else "grouped"
-  if impl not in DEPTHWISE_IMPLS:
-    raise ValueError(f"model.depthwise_impl={impl!r} unknown; valid: {(AUTO, *DEPTHWISE_IMPLS)}")
-  return impl
-
-
-def resolve_dtype(name: str, backend: str | None = None) -> str:
-  """The compute dtype's name. `auto` -> `bfloat16` on GPU / TPU, whose matrix units run it at
-  twice the TF32 rate (and activations take half the memory); `float32` on CPU, where the host
-  library convolutions compute in float32 anyway. Parameters, BatchNorm statistics, softmax,
-  head outputs and losses stay float32 in every case (the modules cast; tests/test_models.py).
-  `backend`: the platform to choose for (default: `jax.default_backend()`)."""
-  if name == AUTO:
-    return "float32" if _backend(backend) == "cpu" else "bfloat16"
-  if name not in DTYPES:
-    raise ValueError(f"model.dtype={name!r} unknown; valid: {(AUTO, *DTYPES)}")
-  return name
-
-
-def resolve_model_choices(model_config, backend: str | None = None) -> dict[str, str]:
-  """Every per-backend choice of a `config.model`, `auto` resolved: `conv_impl`,
-  `first_conv_impl`, `depthwise_impl`, `dtype` (a name of DTYPES). The one place the model's
-  lowerings and precision are picked from the platform; the model receives the result."""
-  m = model_config
-  return {"conv_impl": resolve_conv_impl(m.conv_impl, backend=backend),
-          "first_conv_impl": resolve_conv_impl(m.first_conv_impl, first_layer=True,
-                                               backend=backend),
-          "depthwise_impl": resolve_depthwise_impl(m.depthwise_impl, backend),
-          "dtype": resolve_dtype(m.dtype, backend)}
 
 
 def _same_pads(kernel: tuple[int, ...]) -> list[tuple[int, int]]:

@@ -24,6 +24,12 @@ TASKS = {
 }
 
 
+def needing_teacher(names) -> tuple[str, ...]:
+  """The tasks among `names` that learn from a teacher's outputs (T4, T7, T9); unknown names are
+  left to `build_tasks` to report."""
+  return tuple(name for name in names if name in TASKS and TASKS[name].needs_teacher)
+
+
 def build_tasks(names, options=None, num_frames: int = 7) -> list[base.Task]:
   """Instantiates tasks by name.
 

@@ -15,8 +15,8 @@ from typing import Mapping
 import jax
 import jax.numpy as jnp
 
-from ssmtl_jax.records import FEATURES_SUFFIX
-from ssmtl_jax.records import TEACHER_PREFIX
+from data_prep.records import FEATURES_SUFFIX
+from data_prep.records import TEACHER_PREFIX
 
 WINDOW = "window"
 Batch = Mapping[str, jax.Array]

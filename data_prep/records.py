@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 from tensorflow_datasets.proto import tf_example_pb2
 
-from ssmtl_jax import atomic_write
-from ssmtl_jax import tfrecord
+from data_prep import atomic_write
+from data_prep import tfrecord
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
