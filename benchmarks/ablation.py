@@ -21,7 +21,7 @@ from absl import flags
 from ml_collections import config_flags
 
 import harness  # noqa: F401  (first: puts the repository root ahead of benchmarks/ on sys.path)
-from ssmtl_jax import pipeline
+from ssmtl_jax import workflow
 
 T123 = ("arrow_of_time", "motion_irregularity", "middle_box")
 # name -> (description, tasks, config changes)
@@ -75,7 +75,7 @@ def run_variant(base, name: str) -> dict:
   path = os.path.join(workdir, "metrics.json")
   if not os.path.exists(path):
     start = time.perf_counter()
-    result = pipeline.run(variant_config(base, name), workdir, "all")
+    result = workflow.run(variant_config(base, name), workdir, "all")
     if result.get("preempted"):  # SIGTERM: the variant resumes when the command is rerun
       print(f"{name}: preempted; rerun the same command to continue", flush=True)
       sys.exit(0)

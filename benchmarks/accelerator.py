@@ -57,8 +57,8 @@ from configs import ped2_v2
 from configs import test as test_config
 from data_prep import records
 from ssmtl_jax import backend
-from ssmtl_jax import pipeline
-from ssmtl_jax import steps
+from ssmtl_jax import workflow
+from ssmtl_jax.train import optimizer
 
 ITEMS = ("train_step", "score_step", "end_to_end", "input_pipeline")
 STEP_ITEMS = ("train_step", "score_step")
@@ -227,7 +227,7 @@ def e2e_config(smoke: bool, ped2_root: str, workers: int, teacher: bool):
 
 
 def end_to_end(run: Run, config, workdir: str, default_dtype: str) -> dict:
-  """Prep, training and evaluation through `pipeline.run`, each stage timed; after prep, the
+  """Prep, training and evaluation through `workflow.run`, each stage timed; after prep, the
   training time predicted from the measured train step and a short read of the input pipeline,
   and the item stopped when the prediction does not fit the budget left."""
   out = {"config": "configs/test.py" if run.smoke else "configs/ped2_v2.py",
@@ -239,7 +239,7 @@ def end_to_end(run: Run, config, workdir: str, default_dtype: str) -> dict:
   if config.data.root and travel_pack.is_pack(config.data.root):
     out["pack_check"] = travel_pack.verify_pack(config.data.root)
   start = time.monotonic()
-  pipeline.run(config, workdir, "prep")
+  workflow.run(config, workdir, "prep")
   out["prep_s"] = round(time.monotonic() - start, 1)
   manifest = records.read_manifest(os.path.join(workdir, "records"))
   n_train = manifest["splits"]["training"]["num_records"]
@@ -250,7 +250,7 @@ def end_to_end(run: Run, config, workdir: str, default_dtype: str) -> dict:
   score = run.find("score_step", dtype=out["dtype"]) or run.find("score_step")
   if step and score:
     batch = out["batch"]
-    n_steps = steps.num_train_steps(config, max(1, int(n_train * (1 - config.train.val_fraction))
+    n_steps = optimizer.num_train_steps(config, max(1, int(n_train * (1 - config.train.val_fraction))
                                                // batch))
     # Training runs at the slower of the step and the input pipeline that feeds it.
     feed = pipeline_bench.pipeline_cubes_per_s(os.path.join(workdir, "records"), batch,
@@ -268,7 +268,7 @@ def end_to_end(run: Run, config, workdir: str, default_dtype: str) -> dict:
       return out
   for stage in ("train", "eval"):
     start = time.monotonic()
-    result = pipeline.run(config, workdir, stage)
+    result = workflow.run(config, workdir, stage)
     out[f"{stage}_s"] = round(time.monotonic() - start, 1)
     if stage == "train":
       out.update(train_steps=result["num_steps"], best_step=result["best_step"],
@@ -287,7 +287,7 @@ def input_pipeline_item(run: Run, config, workdir: str, workers: int, default_dt
   records_dir = os.path.join(workdir, "records")
   prepared = os.path.exists(os.path.join(records_dir, records.MANIFEST_NAME))
   if not prepared:
-    pipeline.run(config, workdir, "prep")
+    workflow.run(config, workdir, "prep")
   batch = config.train.batch_size
   out = {"batch": batch, "crop": config.prep.crop_size, "records_prepared_here": not prepared}
   num_batches, windows = (4, 2) if smoke else (20, 3)

@@ -26,9 +26,9 @@ from ml_collections import config_flags
 import harness  # noqa: F401  (first: puts the repository root ahead of benchmarks/ on sys.path)
 from data_prep import prepare
 from data_prep import records
-from ssmtl_jax import evaluate
-from ssmtl_jax import metrics
-from ssmtl_jax import train as train_lib
+from ssmtl_jax import model_setup
+from ssmtl_jax.eval import evaluate
+from ssmtl_jax.eval import metrics
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "data set config (eval settings)",
                                           lock_config=True)
@@ -70,7 +70,7 @@ def main(argv):
   config = _CONFIG.value
   if not _RUNS.value:
     raise app.UsageError("pass at least one --run=WORKDIR")
-  manifest = records.read_manifest(train_lib.records_dir(config, _RUNS.value[0]))
+  manifest = records.read_manifest(model_setup.records_dir(config, _RUNS.value[0]))
   entry = manifest["splits"]["testing"]
   labels = prepare.ground_truth(config, manifest).frame_labels
   table = {}

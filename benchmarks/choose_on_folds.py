@@ -30,10 +30,10 @@ from ml_collections import config_flags
 import harness  # noqa: F401  (first: puts the repository root ahead of benchmarks/ on sys.path)
 from data_prep import prepare
 from data_prep import records
-from ssmtl_jax import appearance_memory
-from ssmtl_jax import evaluate
-from ssmtl_jax import metrics
-from ssmtl_jax import train as train_lib
+from ssmtl_jax import model_setup
+from ssmtl_jax.eval import appearance_memory
+from ssmtl_jax.eval import evaluate
+from ssmtl_jax.eval import metrics
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "data set config (eval settings)",
                                           lock_config=True)
@@ -71,7 +71,7 @@ def frame_scores_by_share(config, workdir: str, entry, shares) -> dict[str, dict
 def main(argv):
   del argv
   config = _CONFIG.value
-  manifest = records.read_manifest(train_lib.records_dir(config, _RUNS.value[0]))
+  manifest = records.read_manifest(model_setup.records_dir(config, _RUNS.value[0]))
   entry = manifest["splits"]["testing"]
   labels = prepare.ground_truth(config, manifest).frame_labels
   shares = _SHARES.value

@@ -8,7 +8,7 @@ seconds:
   normal_5d_partitionable / normal_5d_plain: one jitted `jax.random.normal` of a 3x3x3x16x16
     conv-kernel shape with the partitionable threefry (jax's default) and without it;
   init_eager / init: the config's model initialised op by op with the partitionable threefry (as
-    before 2026-12-01), and by `steps.init_variables` (one jit, plain threefry);
+    before 2026-12-01), and by `model_setup.init_variables` (one jit, plain threefry);
   train_step_<depthwise>: lowering + compile of the config's train step with the CvT's depthwise
     convs as `shift` and as `grouped`;
   train_step_O0: the config's own train step with `--xla_backend_optimization_level=0`
@@ -45,29 +45,33 @@ if kind.startswith("normal_5d"):
   print(time.perf_counter() - start)
   sys.exit()
 import ml_collections
-from ssmtl_jax import steps
+from ssmtl_jax import model_setup
+from ssmtl_jax.tasks import views as task_views
+from ssmtl_jax.train import optimizer
+from ssmtl_jax.train import state as train_state
+from ssmtl_jax.train import steps as train_steps
 config = ml_collections.ConfigDict(json.loads(config_json))
 if extra:
   config.model.depthwise_impl = extra
-tasks = steps.build_tasks(config)
-model = steps.build_model(config, tasks, 1 if config.data.grayscale else 3)
+tasks = model_setup.build_tasks(config)
+model = model_setup.build_model(config, tasks, 1 if config.data.grayscale else 3)
 shape = (2 * config.prep.half_window + 1, config.prep.crop_size, config.prep.crop_size,
          1 if config.data.grayscale else 3)
 start = time.perf_counter()
 if kind == "init_eager":  # how init ran before: op by op, partitionable threefry
   rng = jax.random.PRNGKey(0)
-  (views, _), routes = steps._train_views(tasks, {"window": jax.numpy.zeros((2, *shape))}, rng)
+  (views, _), routes = task_views.train_views(tasks, {"window": jax.numpy.zeros((2, *shape))}, rng)
   jax.block_until_ready(model.init(rng, views, routes, False))
   print(time.perf_counter() - start)
   sys.exit()
-variables = steps.init_variables(model, tasks, {"window": shape}, jax.random.PRNGKey(0))
+variables = model_setup.init_variables(model, tasks, {"window": shape}, jax.random.PRNGKey(0))
 jax.block_until_ready(variables)
 if kind == "init":
   print(time.perf_counter() - start)
   sys.exit()
-tx = steps.build_optimizer(config, tasks)
-state = steps.new_train_state(variables, tx, ema=config.train.ema_decay > 0)
-step = jax.jit(steps.make_train_step(model, tasks, tx, steps.task_weights(config, tasks),
+tx = optimizer.build_optimizer(config, tasks)
+state = train_state.new_train_state(variables, tx, ema=config.train.ema_decay > 0)
+step = jax.jit(train_steps.make_train_step(model, tasks, tx, train_steps.task_weights(config, tasks),
                                      config.train.ema_decay))
 batch = {"window": np.zeros((config.train.batch_size, *shape), np.uint8)}
 start = time.perf_counter()

@@ -25,9 +25,9 @@ import jax
 import harness
 from data_prep import readers
 from data_prep import synthetic
-from ssmtl_jax import score_video
-from ssmtl_jax import steps
-from ssmtl_jax import streaming
+from ssmtl_jax import model_setup
+from ssmtl_jax.eval import score_video
+from ssmtl_jax.eval import streaming
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
 _HEIGHT = flags.DEFINE_integer("height", 240, "Frame height.")
@@ -51,7 +51,7 @@ def main(argv):
   scorer = score_video.VideoScorer(config)
   p = config.prep
   window = (2 * p.half_window + 1, p.crop_size, p.crop_size, scorer.channels)
-  variables = jax.jit(lambda: steps.init_variables(scorer.model, scorer.tasks,
+  variables = jax.jit(lambda: model_setup.init_variables(scorer.model, scorer.tasks,
                                                    {"window": window}, jax.random.PRNGKey(0)))()
   scorer.task_scores(variables, frames[:2 * p.half_window + 2], 0, "compile")  # warm-up
 

@@ -133,24 +133,26 @@ def model_and_batch(config, batch_size: int, seed: int = 0, shapes_only: bool = 
   pixel values). `shapes_only`: the state and batch as `jax.ShapeDtypeStruct`s, enough to lower
   a step (no initialisation is compiled or run)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax import model_setup  # pylint: disable=g-import-not-at-top
   from ssmtl_jax import sharding  # pylint: disable=g-import-not-at-top
-  from ssmtl_jax import steps  # pylint: disable=g-import-not-at-top
-  tasks = steps.build_tasks(config)
+  from ssmtl_jax.train import optimizer  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax.train import state as train_state  # pylint: disable=g-import-not-at-top
+  tasks = model_setup.build_tasks(config)
   if any(t.needs_teacher for t in tasks):
     raise ValueError("the throughput benchmarks take configs without teacher tasks (T4/T7/T9)")
   channels = 1 if config.data.grayscale else 3
-  model = steps.build_model(config, tasks, channels)
-  tx = steps.build_optimizer(config, tasks)
+  model = model_setup.build_model(config, tasks, channels)
+  tx = optimizer.build_optimizer(config, tasks)
   mesh = sharding.make_mesh()
   shape = (2 * config.prep.half_window + 1, config.prep.crop_size, config.prep.crop_size, channels)
   rng = jax.random.PRNGKey(seed)
   if shapes_only:
-    state = jax.eval_shape(lambda: steps.new_train_state(
-        steps.init_variables(model, tasks, {"window": shape}, rng), tx))
+    state = jax.eval_shape(lambda: train_state.new_train_state(
+        model_setup.init_variables(model, tasks, {"window": shape}, rng), tx))
     batch = {"window": jax.ShapeDtypeStruct((batch_size, *shape), jnp.uint8)}
     return tasks, model, tx, state, batch, rng
-  variables = steps.init_variables(model, tasks, {"window": shape}, rng)
-  state = steps.new_train_state(variables, tx)
+  variables = model_setup.init_variables(model, tasks, {"window": shape}, rng)
+  state = train_state.new_train_state(variables, tx)
   state = jax.device_put(state, sharding.replicated(mesh))
   windows = np.random.default_rng(seed).integers(0, 256, (batch_size, *shape), dtype=np.uint8)
   batch = sharding.to_global({"window": windows}, mesh)

@@ -7,6 +7,7 @@ shared where tasks allow (T1 / T2 / T4 read the same forward cube), T6's chained
 passes inside the same compiled function. Prints one JSON line like train_step.py.
 """
 
+from ssmtl_jax.eval import score_steps
 import sys
 import time
 
@@ -17,7 +18,6 @@ from ml_collections import config_flags
 import jax
 
 import harness
-from ssmtl_jax import steps
 
 FLAGS = flags.FLAGS
 
@@ -34,7 +34,7 @@ def measure(config, batch_size: int, num_steps: int) -> dict:
   tasks, model, _, state, batch, rng = harness.model_and_batch(config, batch_size)
   def lower(tasks, model, tx, state, batch, rng):
     del tx
-    return jax.jit(steps.make_score_step(model, tasks)).lower(state.variables, batch, rng)
+    return jax.jit(score_steps.make_score_step(model, tasks)).lower(state.variables, batch, rng)
 
   variables = state.variables
   start = time.perf_counter()

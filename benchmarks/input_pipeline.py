@@ -22,8 +22,8 @@ from ml_collections import config_flags
 import harness
 import train_step
 from data_prep import records
-from ssmtl_jax import input_pipeline
-from ssmtl_jax import pipeline
+from ssmtl_jax import workflow
+from ssmtl_jax.data import input_pipeline
 
 FLAGS = flags.FLAGS
 
@@ -62,7 +62,7 @@ def main(argv):
   if not records_dir:
     workdir = tempfile.mkdtemp(prefix="bench_input_")
     config = config.copy_and_resolve_references()
-    pipeline.run(config, workdir, "prep")
+    workflow.run(config, workdir, "prep")
     records_dir = os.path.join(workdir, "records")
   batch = config.train.batch_size
   result = {"benchmark": "input_pipeline", **harness.device_fields(), "batch": batch,

@@ -17,10 +17,10 @@ from ml_collections import config_flags
 import harness  # noqa: F401  (first: puts the repository root ahead of benchmarks/ on sys.path)
 from data_prep import prepare
 from data_prep import records
-from ssmtl_jax import appearance_memory
-from ssmtl_jax import cube_source
-from ssmtl_jax import evaluate
-from ssmtl_jax import metrics
+from ssmtl_jax.data import cube_source
+from ssmtl_jax.eval import appearance_memory
+from ssmtl_jax.eval import evaluate
+from ssmtl_jax.eval import metrics
 from ssmtl_jax.tasks import base
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "data set config (eval settings)",

@@ -9,6 +9,8 @@ host convolutions show up as their custom calls. Times are from the trace of a s
 they are noisy; the point is the ranking.
 """
 
+from ssmtl_jax.eval import score_steps
+from ssmtl_jax.train import steps as train_steps
 import collections
 import glob
 import gzip
@@ -23,7 +25,6 @@ from ml_collections import config_flags
 import jax
 
 import harness
-from ssmtl_jax import steps
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
 _SCORE = flags.DEFINE_bool("score", False, "Profile the score (inference) step instead.")
@@ -45,10 +46,10 @@ def main(argv):
   config = _CONFIG.value
   tasks, model, tx, state, batch, rng = harness.model_and_batch(config, config.train.batch_size)
   if _SCORE.value:
-    fn = jax.jit(steps.make_score_step(model, tasks))
+    fn = jax.jit(score_steps.make_score_step(model, tasks))
     call = lambda: fn(state.variables, batch, rng)
   else:
-    fn = jax.jit(steps.make_train_step(model, tasks, tx, steps.task_weights(config, tasks)))
+    fn = jax.jit(train_steps.make_train_step(model, tasks, tx, train_steps.task_weights(config, tasks)))
     call = lambda: fn(state, batch, rng)[1]
   jax.block_until_ready(call())
   jax.profiler.start_trace(_TRACE_DIR.value, create_perfetto_trace=True)

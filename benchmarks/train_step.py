@@ -9,6 +9,7 @@ measured in the same run, and device memory (harness.memory_fields). --record ap
 benchmarks/RESULTS.md with the command.
 """
 
+from ssmtl_jax.train import steps as train_steps
 import sys
 import time
 
@@ -19,7 +20,6 @@ from ml_collections import config_flags
 import jax
 
 import harness
-from ssmtl_jax import steps
 
 FLAGS = flags.FLAGS
 
@@ -35,8 +35,8 @@ def measure(config, num_steps: int) -> dict:
   batch_size = config.train.batch_size
   tasks, model, tx, state, batch, rng = harness.model_and_batch(config, batch_size)
   def lower(tasks, model, tx, state, batch, rng):
-    weights = steps.task_weights(config, tasks)
-    return jax.jit(steps.make_train_step(model, tasks, tx, weights),
+    weights = train_steps.task_weights(config, tasks)
+    return jax.jit(train_steps.make_train_step(model, tasks, tx, weights),
                    donate_argnums=(0,)).lower(state, batch, rng)
 
   start = time.perf_counter()

@@ -47,7 +47,7 @@ from data_prep import atomic_write
 from data_prep import cubes
 from data_prep import detect
 from data_prep import readers
-from ssmtl_jax import boxes as boxes_lib
+from ssmtl_jax.eval import boxes as boxes_lib
 
 PACK_FILE = "pack.json"
 VIDEO_SUFFIX = ".mp4"

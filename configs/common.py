@@ -108,7 +108,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.overlay_videos = -1        # test videos that get an overlay .mp4 (-1: all, 0: none)
   c.eval.overlay_fps = 10.0
   # > 0: add the appearance memory's score (distance of an object's teacher features to the k-th
-  # nearest training object; ssmtl_jax/appearance_memory.py) to the task scores, with k = this.
+  # nearest training object; ssmtl_jax/eval/appearance_memory.py) to the task scores, with k = this.
   # Needs prep.teachers.distillation=efficientnet_lite0 (or a teacher with features). 0 = off.
   c.eval.appearance_memory = 0
   # The memory's share of the object score (the task scores share the rest equally); -1: an

@@ -8,7 +8,7 @@ A teacher runs on each object's middle crop; its outputs are stored in the recor
   sees the object's box cut from the full-resolution frame at `input_size` pixels (not the
   smaller cube crop), and gives two targets: the class probabilities (`teacher/<task>`, T4's
   target) and the pooled 1280-d features (`teacher/<task>.features`: T4's feature target, and the
-  key of the appearance memory, ssmtl_jax/appearance_memory.py).
+  key of the appearance memory, ssmtl_jax/eval/appearance_memory.py).
 - `onnx:<path>`: a network the user exports to ONNX, run with onnxruntime on the cube's middle
   crop. Conventions, so any exported model fits without code:
 

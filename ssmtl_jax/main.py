@@ -14,11 +14,11 @@ from absl import flags
 from ml_collections import config_flags
 
 from ssmtl_jax import cli
-from ssmtl_jax import pipeline
+from ssmtl_jax import workflow
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Configuration file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (records, checkpoints, metrics).")
-_MODE = flags.DEFINE_enum("mode", "all", pipeline.MODES, "Stage(s) to run.")
+_MODE = flags.DEFINE_enum("mode", "all", workflow.MODES, "Stage(s) to run.")
 _VIDEO = flags.DEFINE_string("video", None, "--mode=score: a video file or frame folder to score.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
                                   "--mode=score: the workdir of a trained run (its best checkpoint).")
@@ -56,7 +56,7 @@ def main(argv):
 def _run():
   config = _CONFIG.value
   cli.split_list_overrides(config, sys.argv)
-  pipeline.run(config, _WORKDIR.value, _MODE.value, video=_VIDEO.value,
+  workflow.run(config, _WORKDIR.value, _MODE.value, video=_VIDEO.value,
                checkpoint=_CHECKPOINT.value, verify=_VERIFY.value)
 
 

@@ -20,9 +20,10 @@ from data_prep import readers
 from data_prep import records
 from data_prep import teachers as teachers_lib
 from ssmtl_jax import cli
-from ssmtl_jax import evaluate
+from ssmtl_jax import model_setup
 from ssmtl_jax import tasks as tasks_lib
-from ssmtl_jax import train
+from ssmtl_jax.eval import evaluate
+from ssmtl_jax.train import state as train_state
 
 # Objects per sampled frame assumed by the records' size estimate (UCSD Ped2 gives 8.5).
 _OBJECTS_PER_FRAME = 8
@@ -72,7 +73,7 @@ def config_problems(config, mode: str) -> list[str]:
     if not 0.0 <= tc.val_fraction < 1.0:
       problems.append(f"train.val_fraction={tc.val_fraction}: a share of the training videos in "
                       "[0, 1)")
-    _collect(problems, train.check_ema_decay, tc.ema_decay)
+    _collect(problems, train_state.check_ema_decay, tc.ema_decay)
   if mode in ("train", "eval", "all", "score"):
     if ec.batch_size < 1:
       problems.append(f"eval.batch_size={ec.batch_size}: must be >= 1")
@@ -184,7 +185,7 @@ def data_problems(config, workdir: str, mode: str) -> list[str]:
   """The data a `mode` reads: videos on disk, ground truth that matches them, records, and free
   disk space for the records prep would write."""
   problems: list[str] = []
-  records_dir = train.records_dir(config, workdir)
+  records_dir = model_setup.records_dir(config, workdir)
   root = config.data.root or (os.path.join(workdir, "data") if config.data.synthetic else "")
   generated_later = config.data.synthetic and not os.path.exists(
       os.path.join(root, "synthetic.json"))

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 def prepared(tmp_path_factory):
   """Records of the tiny test config, prepared once per module (subprocess training tests)."""
   from configs import test as test_config  # pylint: disable=g-import-not-at-top
-  from ssmtl_jax import pipeline  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax import workflow  # pylint: disable=g-import-not-at-top
   workdir = tmp_path_factory.mktemp("prep")
-  pipeline.run(test_config.get_config(), str(workdir), "prep")
+  workflow.run(test_config.get_config(), str(workdir), "prep")
   return workdir / "records"

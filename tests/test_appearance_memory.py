@@ -11,13 +11,13 @@ import pytest
 from configs import test as test_config
 from data_prep import prepare
 from data_prep import records
-from ssmtl_jax import appearance_memory
-from ssmtl_jax import cube_source
-from ssmtl_jax import evaluate
-from ssmtl_jax import metrics
-from ssmtl_jax import pipeline
+from ssmtl_jax import model_setup
 from ssmtl_jax import tasks as tasks_lib
-from ssmtl_jax import train as train_lib
+from ssmtl_jax import workflow
+from ssmtl_jax.data import cube_source
+from ssmtl_jax.eval import appearance_memory
+from ssmtl_jax.eval import evaluate
+from ssmtl_jax.eval import metrics
 from ssmtl_jax.tasks import base
 
 
@@ -86,7 +86,7 @@ def test_distillation_learns_probabilities_and_features():
 
 def test_missing_teacher_names_the_flag():
   with pytest.raises(ValueError, match="prep.teachers.distillation=efficientnet_lite0"):
-    train_lib.attach_teacher_shapes(
+    model_setup.attach_teacher_shapes(
         [tasks_lib.TASKS["distillation"]()], {"teachers": {}}, "records/")
 
 
@@ -98,7 +98,7 @@ def memory_run(tmp_path_factory):
   config.prep.teachers.distillation = "efficientnet_lite0"
   config.prep.teacher_input_size = 32
   config.eval.appearance_memory = 1
-  pipeline.run(config, workdir, "all")
+  workflow.run(config, workdir, "all")
   return config, workdir
 
 
@@ -123,7 +123,7 @@ def test_eval_scores_with_the_memory(memory_run):
 
 def test_score_mode_uses_the_saved_memory(memory_run, tmp_path):
   config, workdir = memory_run
-  from ssmtl_jax import score_video  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax.eval import score_video  # pylint: disable=g-import-not-at-top
   video = os.path.join(config.data.root, "testing", "frames", "01")  # the run set data.root
   summary = score_video.score_video(config, video, workdir, str(tmp_path))
   assert summary["num_objects"] > 0 and summary["standardized"]
@@ -152,11 +152,11 @@ def test_eval_settings_are_checked_before_work():
   config = test_config.get_config()
   config.eval.appearance_memory_weight = 1.5
   with pytest.raises(ValueError, match="appearance_memory_weight=1.5"):
-    pipeline.run(config, "/nonexistent/never/written", "all")
+    workflow.run(config, "/nonexistent/never/written", "all")
   config = test_config.get_config()
   config.eval.appearance_memory = -2
   with pytest.raises(ValueError, match="appearance_memory=-2"):
-    pipeline.run(config, "/nonexistent/never/written", "all")
+    workflow.run(config, "/nonexistent/never/written", "all")
 
 
 def test_memory_finds_the_synthetic_anomalies(tmp_path):
@@ -168,7 +168,7 @@ def test_memory_finds_the_synthetic_anomalies(tmp_path):
   config.prep.detector_options = {"threshold": 18.0, "min_area": 40}
   config.prep.teachers.distillation = "efficientnet_lite0"
   config.prep.teacher_input_size = 64
-  pipeline.run(config, str(tmp_path), "prep")
+  workflow.run(config, str(tmp_path), "prep")
   records_dir = str(tmp_path / "records")
   manifest = records.read_manifest(records_dir)
   entry = manifest["splits"]["testing"]

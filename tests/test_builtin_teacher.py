@@ -21,8 +21,8 @@ from data_prep import efficientnet_lite
 from data_prep import records
 from data_prep import teachers as teachers_lib
 from data_prep import torch_weights
-from ssmtl_jax import cube_source
-from ssmtl_jax import pipeline
+from ssmtl_jax import workflow
+from ssmtl_jax.data import cube_source
 
 
 def _state():
@@ -159,7 +159,7 @@ def test_prep_stores_probabilities_and_features(tmp_path):
   config = test_config.get_config()
   config.prep.teachers.distillation = "efficientnet_lite0"
   config.prep.teacher_input_size = 32
-  pipeline.run(config, str(tmp_path), "prep")
+  workflow.run(config, str(tmp_path), "prep")
   manifest = records.read_manifest(str(tmp_path / "records"))
   assert manifest["teachers"] == {
       "distillation": {"spec": "efficientnet_lite0", "shape": [1000]},

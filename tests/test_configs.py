@@ -1,5 +1,7 @@
 """Every shipped config loads, locks, and builds its tasks and model (by shape: no compile)."""
 
+from ssmtl_jax import model_setup
+from ssmtl_jax.train import optimizer
 import importlib
 import pathlib
 
@@ -7,8 +9,6 @@ import jax
 import pytest
 
 from configs import common
-from ssmtl_jax import steps
-from ssmtl_jax import train
 
 NAMES = sorted(p.stem for p in (pathlib.Path(__file__).parents[1] / "configs").glob("*.py")
                if p.stem not in ("__init__", "common"))
@@ -23,14 +23,14 @@ def test_config_builds_its_model(name):
   # What data prep would record for T4 / T7 / T9 teachers: 80 classes, or 17 maps.
   manifest = {"teachers": {"distillation": {"shape": [80]}, "segmentation": {"shape": [size, size, 17]},
                            "pose": {"shape": [size, size, 17]}}}
-  tasks = train.attach_teacher_shapes(steps.build_tasks(config), manifest, "test")
-  model = steps.build_model(config, tasks, channels)
+  tasks = model_setup.attach_teacher_shapes(model_setup.build_tasks(config), manifest, "test")
+  model = model_setup.build_model(config, tasks, channels)
   window = (2 * config.prep.half_window + 1, size, size, channels)
-  shapes = jax.eval_shape(lambda: steps.init_variables(model, tasks,
-                                                       train.batch_shapes(window, tasks),
+  shapes = jax.eval_shape(lambda: model_setup.init_variables(model, tasks,
+                                                       model_setup.batch_shapes(window, tasks),
                                                        jax.random.PRNGKey(0)))
   assert {f"head_{t.name}" for t in tasks} <= set(shapes["params"])
-  steps.build_optimizer(config, tasks)
+  optimizer.build_optimizer(config, tasks)
 
 
 def test_variants_set_the_papers_task_sets():

@@ -8,7 +8,7 @@ import pytest
 
 from data_prep import cubes
 from data_prep import records
-from ssmtl_jax import cube_source
+from ssmtl_jax.data import cube_source
 
 
 def _video(num_frames=6, height=40, width=50, channels=3, seed=0):

@@ -10,27 +10,30 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from ssmtl_jax import checkpoint
-from ssmtl_jax import pipeline
-from ssmtl_jax import steps
-from ssmtl_jax import train
+from ssmtl_jax import model_setup
+from ssmtl_jax import workflow
+from ssmtl_jax.train import checkpoint
+from ssmtl_jax.train import loop as train_loop
+from ssmtl_jax.train import optimizer
+from ssmtl_jax.train import state as train_state
+from ssmtl_jax.train import steps as train_steps
 
 WINDOW = (13, 16, 16, 1)
 
 
 def _state_and_step(config, ema: bool, ema_decay: float):
-  tasks = steps.build_tasks(config)
-  model = steps.build_model(config, tasks, 1)
-  tx = steps.build_optimizer(config, tasks)
-  variables = steps.init_variables(model, tasks, {"window": WINDOW}, jax.random.PRNGKey(0))
-  state = steps.new_train_state(variables, tx, ema=ema)
-  step = jax.jit(steps.make_train_step(model, tasks, tx, steps.task_weights(config, tasks),
+  tasks = model_setup.build_tasks(config)
+  model = model_setup.build_model(config, tasks, 1)
+  tx = optimizer.build_optimizer(config, tasks)
+  variables = model_setup.init_variables(model, tasks, {"window": WINDOW}, jax.random.PRNGKey(0))
+  state = train_state.new_train_state(variables, tx, ema=ema)
+  step = jax.jit(train_steps.make_train_step(model, tasks, tx, train_steps.task_weights(config, tasks),
                                        ema_decay))
   return state, step
 
 
 def test_decay_warms_up_then_holds():
-  got = [float(steps.ema_decay_at(0.99, s)) for s in (0, 1, 10, 100, 10_000)]
+  got = [float(train_state.ema_decay_at(0.99, s)) for s in (0, 1, 10, 100, 10_000)]
   np.testing.assert_allclose(got[:3], [1 / 10, 2 / 11, 11 / 20], rtol=1e-6)
   assert got[3] == pytest.approx(101 / 110) and got[4] == pytest.approx(0.99)
 
@@ -45,7 +48,7 @@ def test_train_step_keeps_the_moving_average_of_the_live_weights():
   rng = jax.random.PRNGKey(1)
   for k in range(3):
     batch = {"window": data[4 * k:4 * k + 4]}
-    d = float(steps.ema_decay_at(decay, k))
+    d = float(train_state.ema_decay_at(decay, k))
     with_ema, _ = step_ema(with_ema, batch, rng)
     plain, _ = step_plain(plain, batch, rng)
     expected = jax.tree.map(lambda e, v: d * e + (1 - d) * np.asarray(v), expected,
@@ -75,15 +78,15 @@ def test_ema_decay_without_an_initialised_average_is_a_clear_error():
 @pytest.mark.parametrize("decay", [1.0, -0.5, 2])
 def test_bad_decay_names_the_field(decay):
   with pytest.raises(ValueError, match="train.ema_decay"):
-    train.check_ema_decay(decay)
+    train_state.check_ema_decay(decay)
 
 
 def test_training_with_ema_checkpoints_and_scores_the_average(tmp_path):
   config = test_config.get_config()
   config.train.ema_decay = 0.5
   workdir = str(tmp_path)
-  pipeline.run(config, workdir, "all")
-  setup = train.Setup(config, workdir)
+  workflow.run(config, workdir, "all")
+  setup = train_loop.TrainingSetup(config, workdir)
   state, step = checkpoint.restore_best(workdir, setup.abstract_state())
   assert step > 0 and state.ema
   gaps = jax.tree.leaves(jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),

@@ -269,8 +269,8 @@ def test_finished_run_summary_has_no_nan(tmp_path, prepared):
   config = test_config.get_config()
   config.data.records_dir = str(prepared)
   config.data.root = str(prepared.parent / "data")
-  from ssmtl_jax import train  # pylint: disable=import-outside-toplevel
-  train.train_and_evaluate(config, str(tmp_path))
-  again = train.train_and_evaluate(config, str(tmp_path))
+  from ssmtl_jax.train import loop as train_loop  # pylint: disable=import-outside-toplevel
+  train_loop.train_and_evaluate(config, str(tmp_path))
+  again = train_loop.train_and_evaluate(config, str(tmp_path))
   assert again["cubes_per_s"] is None
   json.dumps(again, allow_nan=False)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from data_prep import records
-from ssmtl_jax import cube_source
-from ssmtl_jax import input_pipeline
+from ssmtl_jax.data import cube_source
+from ssmtl_jax.data import input_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,13 @@
 """train.lr_schedule: the step size Adam takes follows the configured schedule."""
 
+from ssmtl_jax import model_setup
+from ssmtl_jax.train import optimizer
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from configs import test as test_config
-from ssmtl_jax import steps
 
 
 def _config(schedule, warmup=0, num_steps=10, lr=1e-2):
@@ -31,14 +32,14 @@ def _adam_step_sizes(tx, num_steps):
 
 
 def test_constant_schedule_is_the_papers_adam():
-  sizes = _adam_step_sizes(steps.build_optimizer(_config("constant")), 5)
+  sizes = _adam_step_sizes(optimizer.build_optimizer(_config("constant")), 5)
   np.testing.assert_allclose(sizes, 1e-2, rtol=1e-3)
 
 
 def test_cosine_warms_up_then_decays_to_zero_at_the_last_step():
   c = _config("cosine", warmup=2, num_steps=10)
-  sizes = _adam_step_sizes(steps.build_optimizer(c), 10)
-  lr = steps.learning_rate(c, 10)
+  sizes = _adam_step_sizes(optimizer.build_optimizer(c), 10)
+  lr = optimizer.learning_rate(c, 10)
   np.testing.assert_allclose(sizes, [lr(i) for i in range(10)], rtol=1e-3, atol=1e-7)
   assert sizes[0] == 0 and sizes[1] == pytest.approx(5e-3, rel=1e-3)  # linear warm-up
   assert sizes[2] == pytest.approx(1e-2, rel=1e-3)                       # the peak
@@ -48,8 +49,8 @@ def test_cosine_warms_up_then_decays_to_zero_at_the_last_step():
 def test_schedule_length_follows_epochs_when_num_steps_is_unset():
   c = _config("cosine", num_steps=-1)
   c.train.epochs = 3
-  assert steps.num_train_steps(c, steps_per_epoch=4) == 12
-  lr = steps.learning_rate(c, 12)
+  assert optimizer.num_train_steps(c, steps_per_epoch=4) == 12
+  lr = optimizer.learning_rate(c, 12)
   assert float(lr(12)) == pytest.approx(0.0, abs=1e-9)
 
 
@@ -59,13 +60,13 @@ def test_adversarial_schedule_reads_the_train_step_not_its_own_count():
   c = _config("cosine", warmup=0, num_steps=8)
   c.tasks = ("pseudo_anomaly",)
   c.task_options.pseudo_anomaly = {"start_epoch": 4, "backbone_scale": -0.5}
-  tasks = steps.build_tasks(c)
-  tx = steps.build_optimizer(c, tasks, steps_per_epoch=1)
+  tasks = model_setup.build_tasks(c)
+  tx = optimizer.build_optimizer(c, tasks, steps_per_epoch=1)
   params = {"backbone": {"w": jnp.zeros(())}, "head_pseudo_anomaly": {"w": jnp.zeros(())}}
   grads = {"main": jax.tree.map(jnp.zeros_like, params),
            "adversarial": jax.tree.map(jnp.ones_like, params)}
   state = tx.init(params)
-  lr = steps.learning_rate(c, 8)
+  lr = optimizer.learning_rate(c, 8)
   for step in range(8):
     updates, state = tx.update(grads, state, params)
     head, backbone = float(updates["head_pseudo_anomaly"]["w"]), float(updates["backbone"]["w"])
@@ -76,4 +77,4 @@ def test_adversarial_schedule_reads_the_train_step_not_its_own_count():
 
 def test_unknown_schedule_names_the_field():
   with pytest.raises(ValueError, match="train.lr_schedule='linear'"):
-    steps.build_optimizer(_config("linear"))
+    optimizer.build_optimizer(_config("linear"))

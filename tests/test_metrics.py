@@ -1,11 +1,11 @@
-"""Tests for ssmtl_jax.metrics; expected values are worked out by hand."""
+"""Tests for ssmtl_jax.eval.metrics; expected values are worked out by hand."""
 
 import numpy as np
 import pytest
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
-from ssmtl_jax import metrics
+from ssmtl_jax.eval import metrics
 
 # Two-class video "a", two-class video "b", all-normal video "c".
 LABELS = {"a": np.array([0, 0, 1, 1]), "b": np.array([0, 1]),

@@ -5,24 +5,28 @@ import jax
 import numpy as np
 
 from configs import test as test_config
-from ssmtl_jax import input_pipeline
-from ssmtl_jax import steps
+from ssmtl_jax import model_setup
+from ssmtl_jax.data import input_pipeline
+from ssmtl_jax.eval import score_steps
+from ssmtl_jax.train import optimizer
+from ssmtl_jax.train import state as train_state
+from ssmtl_jax.train import steps as train_steps
 
 WINDOW = (13, 16, 16, 1)
 
 
 def test_train_and_score_steps_trace_once():
   config = test_config.get_config()
-  tasks = steps.build_tasks(config)
-  model = steps.build_model(config, tasks, 1)
-  tx = steps.build_optimizer(config, tasks)
+  tasks = model_setup.build_tasks(config)
+  model = model_setup.build_model(config, tasks, 1)
+  tx = optimizer.build_optimizer(config, tasks)
   rng = jax.random.PRNGKey(0)
-  variables = steps.init_variables(model, tasks, {"window": WINDOW}, rng)
-  state = steps.new_train_state(variables, tx)
-  weights = steps.task_weights(config, tasks)
+  variables = model_setup.init_variables(model, tasks, {"window": WINDOW}, rng)
+  state = train_state.new_train_state(variables, tx)
+  weights = train_steps.task_weights(config, tasks)
   train_step = jax.jit(chex.assert_max_traces(
-      steps.make_train_step(model, tasks, tx, weights), n=1), donate_argnums=(0,))
-  score_step = jax.jit(chex.assert_max_traces(steps.make_score_step(model, tasks), n=1))
+      train_steps.make_train_step(model, tasks, tx, weights), n=1), donate_argnums=(0,))
+  score_step = jax.jit(chex.assert_max_traces(score_steps.make_score_step(model, tasks), n=1))
   data = np.random.default_rng(0).integers(0, 256, (11, *WINDOW), dtype=np.uint8)
   for k in range(3):  # new data and a new step count each time: still one trace
     state, _ = train_step(state, {"window": data[k:k + 4]}, rng)

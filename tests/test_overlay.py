@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ssmtl_jax import overlay
+from ssmtl_jax.eval import overlay
 
 
 def _read_all(path):

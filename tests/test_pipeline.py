@@ -12,16 +12,16 @@ import pytest
 from configs import ped2_v2
 from configs import test as test_config
 from data_prep import records
-from ssmtl_jax import pipeline
-from ssmtl_jax import reports
 from ssmtl_jax import telemetry
+from ssmtl_jax import workflow
+from ssmtl_jax.eval import reports
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("run"))
   config = test_config.get_config()
-  result = pipeline.run(config, workdir, "all")
+  result = workflow.run(config, workdir, "all")
   return config, workdir, result
 
 
@@ -63,7 +63,7 @@ def test_three_sharded_steps_logged_finite_losses(tiny_run):
 
 def test_prep_is_skipped_when_records_are_current(tiny_run, capsys):
   config, workdir, _ = tiny_run
-  pipeline.run(config, workdir, "prep")
+  workflow.run(config, workdir, "prep")
   assert "up to date" in capsys.readouterr().out
 
 
@@ -72,7 +72,7 @@ def test_batch_not_divisible_by_devices_is_a_clear_error(tiny_run):
   config = test_config.get_config()
   config.train.batch_size = 12
   with pytest.raises(ValueError, match="not divisible by the 8 devices"):
-    pipeline.run(config, workdir, "train")
+    workflow.run(config, workdir, "train")
 
 
 def test_locked_config_rejects_unknown_field():
@@ -95,8 +95,8 @@ def test_published_v2_architecture_runs_three_steps(tmp_path):
   config.train.batch_size = 8
   config.train.val_fraction = 0.0
   config.eval.batch_size = 8
-  pipeline.run(config, str(tmp_path), "prep")
-  summary = pipeline.run(config, str(tmp_path), "train")
+  workflow.run(config, str(tmp_path), "prep")
+  summary = workflow.run(config, str(tmp_path), "train")
   assert summary["num_steps"] == 3
   assert np.isfinite(summary["best_val_loss"])
   manifest = records.read_manifest(os.path.join(str(tmp_path), "records"))
@@ -131,7 +131,7 @@ def test_score_mode_scores_a_frame_folder_like_eval(tiny_run, tmp_path):
   vid = records.read_manifest(os.path.join(workdir, "records"))["splits"]["testing"]["videos"][0]
   video = os.path.join(config.data.root, "testing", "frames", vid)
   out = str(tmp_path / "score")
-  summary = pipeline.run(config, out, "score", video=video, checkpoint=workdir)
+  summary = workflow.run(config, out, "score", video=video, checkpoint=workdir)
   assert summary["standardized"] and summary["num_objects"] > 0
   scores = np.load(os.path.join(out, f"frame_scores_{vid}.npy"))
   assert scores.shape == (summary["num_frames"],) and np.all(np.isfinite(scores))
@@ -145,10 +145,10 @@ def test_score_mode_scores_a_frame_folder_like_eval(tiny_run, tmp_path):
 
 def test_score_mode_needs_video_and_checkpoint(tmp_path):
   with pytest.raises(ValueError, match="--video"):
-    pipeline.run(test_config.get_config(), str(tmp_path), "score")
+    workflow.run(test_config.get_config(), str(tmp_path), "score")
   # Both problems at once, before any work: the video is missing and so are the checkpoints.
   with pytest.raises(ValueError, match=r"(?s)--video=x\.avi: no such file.*no checkpoints"):
-    pipeline.run(test_config.get_config(), str(tmp_path), "score", video="x.avi",
+    workflow.run(test_config.get_config(), str(tmp_path), "score", video="x.avi",
                  checkpoint=str(tmp_path))
 
 
@@ -158,7 +158,7 @@ def test_score_mode_on_a_video_without_objects_gives_defined_scores(tiny_run, tm
   folder.mkdir()
   for i in range(10):
     cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((48, 64, 3), 100, np.uint8))
-  summary = pipeline.run(config, str(tmp_path / "out"), "score", video=str(folder),
+  summary = workflow.run(config, str(tmp_path / "out"), "score", video=str(folder),
                          checkpoint=workdir)
   assert summary["num_objects"] == 0
   scores = np.load(tmp_path / "out" / "frame_scores_static.npy")

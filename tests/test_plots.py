@@ -1,9 +1,9 @@
-"""Tests for ssmtl_jax.plots: figures are written atomically as PNGs."""
+"""Tests for ssmtl_jax.eval.plots: figures are written atomically as PNGs."""
 
 import numpy as np
 import pytest
 
-from ssmtl_jax import plots
+from ssmtl_jax.eval import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,5 +1,9 @@
 """T5 pseudo-anomalies: views from the OOD bank, and the sign of the adversarial update."""
 
+from ssmtl_jax import model_setup
+from ssmtl_jax.train import optimizer
+from ssmtl_jax.train import state as train_state
+from ssmtl_jax.train import steps as train_steps
 import dataclasses
 import functools
 
@@ -9,7 +13,6 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from ssmtl_jax import steps
 
 WINDOW = (13, 16, 16, 1)
 
@@ -20,15 +23,15 @@ def _setup(start_epoch=0, extra_tasks=()):
   config.tasks = ("pseudo_anomaly", *extra_tasks)
   config.task_options.pseudo_anomaly = {"start_epoch": start_epoch}
   config.train.learning_rate = 1e-4
-  tasks = steps.build_tasks(config)
+  tasks = model_setup.build_tasks(config)
   bank = np.random.default_rng(0).integers(0, 256, (20, 16, 16, 1), dtype=np.uint8)
   tasks = [dataclasses.replace(t, images=bank) if t.adversarial else t for t in tasks]
-  model = steps.build_model(config, tasks, 1)
-  tx = steps.build_optimizer(config, tasks, steps_per_epoch=1)
+  model = model_setup.build_model(config, tasks, 1)
+  tx = optimizer.build_optimizer(config, tasks, steps_per_epoch=1)
   rng = jax.random.PRNGKey(0)
-  variables = steps.init_variables(model, tasks, {"window": WINDOW}, rng)
-  state = steps.new_train_state(variables, tx)
-  step = jax.jit(steps.make_train_step(model, tasks, tx, steps.task_weights(config, tasks)))
+  variables = model_setup.init_variables(model, tasks, {"window": WINDOW}, rng)
+  state = train_state.new_train_state(variables, tx)
+  step = jax.jit(train_steps.make_train_step(model, tasks, tx, train_steps.task_weights(config, tasks)))
   windows = {"window": jnp.asarray(np.random.default_rng(1).integers(0, 256, (8, *WINDOW),
                                                             dtype=np.uint8))}
   return model, tasks, state, step, windows, rng
@@ -51,7 +54,7 @@ def test_adversarial_step_raises_backbone_loss_and_lowers_head_loss():
   new_state, metrics = step(state, windows, rng)
 
   def t5_loss(params):
-    losses, _ = steps.per_task_losses(model, tasks, {"params": params,
+    losses, _ = train_steps.per_task_losses(model, tasks, {"params": params,
                                                      "batch_stats": state.batch_stats},
                                       windows, jax.random.fold_in(rng, 0), True)
     return float(losses["pseudo_anomaly"].mean())
@@ -89,4 +92,4 @@ def test_two_adversarial_tasks_are_rejected():
   config = test_config.get_config()
   config.tasks = ("pseudo_anomaly", "pseudo_anomaly")
   with pytest.raises(ValueError, match="at most one adversarial task"):
-    steps.build_optimizer(config, steps.build_tasks(config))
+    optimizer.build_optimizer(config, model_setup.build_tasks(config))

@@ -11,7 +11,7 @@ from tensorflow_datasets.proto import tf_example_pb2
 
 from data_prep import records
 from data_prep import tfrecord
-from ssmtl_jax import cube_source
+from ssmtl_jax.data import cube_source
 
 SHAPE = (5, 8, 8, 1)
 

@@ -1,4 +1,4 @@
-"""Tests for ssmtl_jax.region_metrics (RBDC / TBDC).
+"""Tests for ssmtl_jax.eval.region_metrics (RBDC / TBDC).
 
 Hand-worked curves, edge cases, a brute-force re-implementation of the
 definition, and a comparison with py-ssvad-metrics 1.0.0 on inputs built so
@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from ssmtl_jax import region_metrics as rm
+from ssmtl_jax.eval import region_metrics as rm
 
 # ------------------------------------------------------------------ box_iou
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ssmtl_jax import reports
+from ssmtl_jax.eval import reports
 
 
 def test_region_file_round_trip_sorted_by_frame_then_score(tmp_path):

@@ -19,7 +19,7 @@ import pytest
 
 from configs import test as test_config
 import device_env
-from ssmtl_jax import pipeline
+from ssmtl_jax import workflow
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NUM_STEPS = 20
@@ -164,5 +164,5 @@ def test_non_finite_loss_names_the_step_and_task(prepared, tmp_path):
   config.train.learning_rate = 1e30
   config.train.num_steps = 4
   with pytest.raises(FloatingPointError, match=r"non-finite value at step \d+ in: .*loss/") as err:
-    pipeline.run(config, str(tmp_path), "train")
+    workflow.run(config, str(tmp_path), "train")
   assert "went non-finite" in str(err.value)

@@ -17,8 +17,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ssmtl_jax import evaluate
-from ssmtl_jax import metrics
+from ssmtl_jax.eval import evaluate
+from ssmtl_jax.eval import metrics
 
 
 def _ec(mean_filter=(), sigma=0.0):
@@ -111,7 +111,7 @@ def test_log_transform_standardises_on_the_log_scale():
 
 
 def test_score_stats_are_stored_with_named_fields_and_read_back(tmp_path):
-  from ssmtl_jax import score_video  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax.eval import score_video  # pylint: disable=g-import-not-at-top
   stats = {"arrow_of_time": (0.25, 1.5), "distillation": (3.0, 0.5)}
   stored = evaluate.score_stats_json(stats)
   assert stored == {"arrow_of_time": {"mean": 0.25, "std": 1.5},
@@ -122,7 +122,7 @@ def test_score_stats_are_stored_with_named_fields_and_read_back(tmp_path):
 
 
 def test_score_stats_of_older_runs_as_bare_mean_std_pairs_still_read(tmp_path):
-  from ssmtl_jax import score_video  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax.eval import score_video  # pylint: disable=g-import-not-at-top
   (tmp_path / "metrics.json").write_text(json.dumps(
       {"score_stats": {"arrow_of_time": [0.25, 1.5], "distillation": [3.0, 0.5]}}))
   assert score_video.load_score_stats(str(tmp_path)) == {"arrow_of_time": (0.25, 1.5),
@@ -135,7 +135,7 @@ def test_score_stats_of_older_runs_as_bare_mean_std_pairs_still_read(tmp_path):
 
 
 def test_score_stats_on_another_scale_than_the_config_are_refused(tmp_path):
-  from ssmtl_jax import score_video  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax.eval import score_video  # pylint: disable=g-import-not-at-top
   (tmp_path / "metrics.json").write_text(json.dumps(
       {"score_stats": {"a": {"mean": 0.0, "std": 1.0}}, "score_transform": "log"}))
   assert score_video.load_score_stats(str(tmp_path), "log") == {"a": (0.0, 1.0)}

@@ -150,23 +150,26 @@ def test_block_bfloat16_compute_keeps_float32_params_and_loss():
 
 def test_trunk_with_ssmctb_adds_its_weighted_loss_to_the_train_step():
   from configs import test as test_config  # pylint: disable=g-import-not-at-top
-  from ssmtl_jax import steps  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax import model_setup  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax.train import optimizer  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax.train import state as train_state  # pylint: disable=g-import-not-at-top
+  from ssmtl_jax.train import steps as train_steps  # pylint: disable=g-import-not-at-top
   config = test_config.get_config()
   config.model.trunk = "shallow_narrow"
   config.model.ssmctb = True
   config.tasks = ("arrow_of_time", "middle_box")
-  tasks = steps.build_tasks(config)
-  model = steps.build_model(config, tasks, 1)
-  tx = steps.build_optimizer(config, tasks)
+  tasks = model_setup.build_tasks(config)
+  model = model_setup.build_model(config, tasks, 1)
+  tx = optimizer.build_optimizer(config, tasks)
   rng = jax.random.PRNGKey(0)
-  variables = steps.init_variables(model, tasks, {"window": (13, 16, 16, 1)}, rng)
+  variables = model_setup.init_variables(model, tasks, {"window": (13, 16, 16, 1)}, rng)
   assert "ssmctb" in variables["params"]["backbone"]["Trunk3D_0"]
-  state = steps.new_train_state(variables, tx)
-  weights = steps.task_weights(config, tasks)
+  state = train_state.new_train_state(variables, tx)
+  weights = train_steps.task_weights(config, tasks)
   assert weights["ssmctb"] == pytest.approx(0.1)
   windows = {"window": jnp.asarray(np.random.default_rng(0).integers(0, 256, (4, 13, 16, 16, 1),
                                                             np.uint8))}
-  _, metrics = jax.jit(steps.make_train_step(model, tasks, tx, weights))(state, windows, rng)
+  _, metrics = jax.jit(train_steps.make_train_step(model, tasks, tx, weights))(state, windows, rng)
   assert np.isfinite(metrics["loss/ssmctb"]) and metrics["loss/ssmctb"] > 0
   np.testing.assert_allclose(
       metrics["loss"], metrics["loss/arrow_of_time"] + metrics["loss/middle_box"]

@@ -8,9 +8,9 @@ import pytest
 from configs import test as test_config
 from data_prep import readers
 from data_prep import synthetic
-from ssmtl_jax import score_video
-from ssmtl_jax import steps
-from ssmtl_jax import streaming
+from ssmtl_jax import model_setup
+from ssmtl_jax.eval import score_video
+from ssmtl_jax.eval import streaming
 
 
 def _rows(start, n):
@@ -52,7 +52,7 @@ def test_streamed_flow_scores_equal_the_serial_ones(tmp_path):
   scorer = score_video.VideoScorer(config)
   p = config.prep
   window = (2 * p.half_window + 1, p.crop_size, p.crop_size, scorer.channels)
-  variables = steps.init_variables(scorer.model, scorer.tasks, {"window": window},
+  variables = model_setup.init_variables(scorer.model, scorer.tasks, {"window": window},
                                    jax.random.PRNGKey(0))
   serial = scorer.task_scores(variables, frames, chunk_frames=0)
   streamed = scorer.task_scores(variables, frames, chunk_frames=7)

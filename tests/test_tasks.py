@@ -14,14 +14,18 @@ import numpy as np
 import optax
 import pytest
 
-from ssmtl_jax import steps
+from ssmtl_jax import model_setup
 from ssmtl_jax import tasks as tasks_lib
+from ssmtl_jax.eval import score_steps
 from ssmtl_jax.models import ssmtl
 from ssmtl_jax.tasks import arrow_of_time
 from ssmtl_jax.tasks import base
 from ssmtl_jax.tasks import inpainting
 from ssmtl_jax.tasks import middle_box
 from ssmtl_jax.tasks import motion_irregularity
+from ssmtl_jax.tasks import views as task_views
+from ssmtl_jax.train import state as train_state
+from ssmtl_jax.train import steps as train_steps
 
 L = 13  # stored window: 2 * 6 + 1 frames (the default prep.half_window = 6)
 CENTRE = L // 2
@@ -351,7 +355,7 @@ def _tiny_setup(names, cvt_blocks, options=None):
   backbone = dict(trunk="tiny", embed_dim=8, cvt_blocks=cvt_blocks, cvt_heads=2, mlp_ratio=2,
                   first_conv_impl="native", depthwise_impl="grouped")
   model = ssmtl.SSMTLModel(head_specs=specs, backbone=backbone, head_width=8)
-  shapes = jax.eval_shape(lambda: steps.init_variables(model, tasks, {"window": (L, SIZE, SIZE, CHANNELS)},
+  shapes = jax.eval_shape(lambda: model_setup.init_variables(model, tasks, {"window": (L, SIZE, SIZE, CHANNELS)},
                                                        jax.random.key(0)))
   return model, tasks, _fill(shapes, 0)
 
@@ -377,7 +381,7 @@ class _Recorder:
 def test_score_step_shares_the_forward_pass_of_t1_and_t2(tiny):
   model, tasks, variables = tiny
   recorder = _Recorder(model)
-  scores = jax.eval_shape(steps.make_score_step(recorder, tasks), variables, _batch(0),
+  scores = jax.eval_shape(score_steps.make_score_step(recorder, tasks), variables, _batch(0),
                           jax.random.key(0))
   assert {k: v.shape for k, v in scores.items()} == {t: (BATCH,) for t in ALL_TASKS}
   (views, routes), (views2, routes2) = recorder.calls  # inpainting: 2 passes
@@ -392,7 +396,7 @@ def score_fn(tiny):
   """The jitted score step and a list that grows by one per trace."""
   model, tasks, _ = tiny
   traces = []
-  score_step = steps.make_score_step(model, tasks)
+  score_step = score_steps.make_score_step(model, tasks)
 
   def counted(variables, windows, rng):
     traces.append(1)
@@ -436,8 +440,8 @@ def test_train_step_traces_once_and_learns():
   model, tasks, variables = _tiny_setup(names, 0)
   tx = optax.adam(1e-2)
   weights = {"motion_irregularity": 1.0, "inpainting": 0.5}
-  state = steps.new_train_state(variables, tx)
-  train_step = jax.jit(chex.assert_max_traces(steps.make_train_step(model, tasks, tx, weights),
+  state = train_state.new_train_state(variables, tx)
+  train_step = jax.jit(chex.assert_max_traces(train_steps.make_train_step(model, tasks, tx, weights),
                                               n=1))
   start = state
   for i in range(3):
@@ -462,7 +466,7 @@ def test_shared_motion_view_keeps_both_labels_true_and_saves_a_view():
                                 {"arrow_of_time": {"view_from": "motion_irregularity"}})
   window = jnp.broadcast_to(jnp.arange(L, dtype=jnp.float32)[None, :, None, None, None],
                             (64, L, 2, 2, 1))
-  (views, targets), routes = steps._train_views(tasks, {"window": window}, KEYS[3])  # pylint: disable=protected-access
+  (views, targets), routes = task_views.train_views(tasks, {"window": window}, KEYS[3])  # pylint: disable=protected-access
   assert list(views) == ["motion_irregularity"]
   assert dict(routes) == {"arrow_of_time": "motion_irregularity",
                           "motion_irregularity": "motion_irregularity"}

@@ -16,9 +16,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from configs import test as test_config
 from data_prep import teachers as teachers_lib
-from ssmtl_jax import cube_source
-from ssmtl_jax import pipeline
 from ssmtl_jax import tasks as tasks_lib
+from ssmtl_jax import workflow
+from ssmtl_jax.data import cube_source
 from ssmtl_jax.tasks import base
 
 CLASSES = np.array([[1.0, -2.0, 0.5, 3.0], [0.0, 1.0, -1.0, 2.0], [2.0, 0.0, 1.0, -1.0]],
@@ -156,10 +156,10 @@ def test_prep_stores_teacher_targets_and_ssmtl_trains_and_scores(tmp_path):
   workdir = tmp_path / "run"
   missing = config.copy_and_resolve_references()
   with pytest.raises(ValueError, match="segmentation.*--config.prep.teachers.segmentation="):
-    pipeline.run(missing, str(tmp_path / "no_teacher"), "prep")
+    workflow.run(missing, str(tmp_path / "no_teacher"), "prep")
   config.prep.teachers.distillation = "onnx:" + classifier_onnx(tmp_path / "cls.onnx")
   config.prep.teachers.segmentation = "onnx:" + segmenter_onnx(tmp_path / "seg.onnx")
-  metrics = pipeline.run(config, str(workdir), "all")
+  metrics = workflow.run(config, str(workdir), "all")
 
   manifest = json.loads((workdir / "records" / "manifest.json").read_text())
   assert manifest["teachers"]["distillation"]["shape"] == [4]

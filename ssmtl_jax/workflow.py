@@ -7,11 +7,12 @@ import time
 from data_prep import atomic_write
 from data_prep import prepare
 from ssmtl_jax import backend
-from ssmtl_jax import evaluate
+from ssmtl_jax import model_setup
 from ssmtl_jax import preflight
-from ssmtl_jax import score_video
 from ssmtl_jax import tasks as tasks_lib
-from ssmtl_jax import train
+from ssmtl_jax.eval import evaluate
+from ssmtl_jax.eval import score_video
+from ssmtl_jax.train import loop as train_loop
 
 MODES = ("prep", "train", "eval", "all", "score")
 
@@ -44,13 +45,13 @@ def run(config, workdir: str, mode: str = "all", video: str | None = None,
   timings, result = {}, {}
   if mode in ("prep", "all"):
     start = time.perf_counter()
-    result = prepare.prepare(config, train.records_dir(config, workdir), verify=verify,
+    result = prepare.prepare(config, model_setup.records_dir(config, workdir), verify=verify,
                              teacher_tasks=tasks_lib.needing_teacher(config.tasks),
                              depthwise=backend.teacher_depthwise())
     timings["prep_s"] = time.perf_counter() - start
   if mode in ("train", "all"):
     start = time.perf_counter()
-    result = train.train_and_evaluate(config, workdir)
+    result = train_loop.train_and_evaluate(config, workdir)
     timings["train_s"] = time.perf_counter() - start
     print(f"training done: {json.dumps(result)}", flush=True)
     if result.get("preempted"):

@@ -16,8 +16,8 @@ import numpy as np
 
 from data_prep import cubes
 from data_prep import teachers as teachers_lib
-from ssmtl_jax import appearance_memory
-from ssmtl_jax import input_pipeline
+from ssmtl_jax.data import input_pipeline
+from ssmtl_jax.eval import appearance_memory
 from ssmtl_jax.tasks import base
 
 

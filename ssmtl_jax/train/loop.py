@@ -1,4 +1,5 @@
-"""Training: grain batches -> jit train_step on a device mesh -> best checkpoint by val loss."""
+"""The training loop: grain batches -> jit train_step on a device mesh -> best checkpoint by
+validation loss, with exact resumption after a kill or preemption."""
 
 import dataclasses
 import json
@@ -15,43 +16,29 @@ import numpy as np
 import tqdm
 
 from data_prep import ood_images
-from data_prep import records
 from ssmtl_jax import backend
-from ssmtl_jax import checkpoint
-from ssmtl_jax import cube_source
-from ssmtl_jax import input_pipeline
+from ssmtl_jax import model_setup
 from ssmtl_jax import sharding
-from ssmtl_jax import steps
-from ssmtl_jax import tasks as tasks_lib
 from ssmtl_jax import telemetry
+from ssmtl_jax.data import cube_source
+from ssmtl_jax.data import input_pipeline
+from ssmtl_jax.train import checkpoint
+from ssmtl_jax.train import optimizer
+from ssmtl_jax.train import state as train_state
+from ssmtl_jax.train import steps as train_steps
 
 
-def records_dir(config, workdir: str) -> str:
-  return config.data.records_dir or os.path.join(workdir, "records")
-
-
-class Setup:
-  """What train and evaluate both need: manifest, tasks, model, mesh, shapes."""
+class TrainingSetup(model_setup.ModelSetup):
+  """`ModelSetup` plus what only training needs: loss weights, the training cubes, the
+  optimizer, the out-of-distribution images of an adversarial task."""
 
   def __init__(self, config, workdir: str):
-    self.config = config
-    self.records_dir = records_dir(config, workdir)
-    self.manifest = records.read_manifest(self.records_dir)
-    self.window_shape = (self.manifest["window_length"], self.manifest["crop_size"],
-                         self.manifest["crop_size"], self.manifest["channels"])
-    self.tasks = attach_teacher_shapes(steps.build_tasks(config), self.manifest, self.records_dir)
-    self.teacher_keys = tuple(k for t in self.tasks for k in t.teacher_targets())
-    self.batch_shapes = batch_shapes(self.window_shape, self.tasks)
-    self.model = steps.build_model(config, self.tasks, self.manifest["channels"])
-    self.weights = steps.task_weights(config, self.tasks)
-    self.mesh = sharding.make_mesh()
-    num_train_videos = len(self.manifest["splits"]["training"]["videos"])
-    self.train_videos, self.val_videos = input_pipeline.split_videos(
-        num_train_videos, config.train.val_fraction, config.seed)
+    super().__init__(config, workdir)
+    self.weights = train_steps.task_weights(config, self.tasks)
     self.train_source = cube_source.CubeSource(self.records_dir, "training",
                                                videos=self.train_videos)
     self.steps_per_epoch = max(1, len(self.train_source) // config.train.batch_size)
-    self.tx = steps.build_optimizer(config, self.tasks, self.steps_per_epoch)
+    self.tx = optimizer.build_optimizer(config, self.tasks, self.steps_per_epoch)
 
   def attach_ood_images(self) -> None:
     """Gives an adversarial task (T5) its bank of out-of-distribution images (training only)."""
@@ -65,58 +52,9 @@ class Setup:
         print(f"{task.name}: {len(images)} out-of-distribution images from {where}", flush=True)
         self.tasks[n] = dataclasses.replace(task, images=images)
 
-  def init_state(self) -> steps.TrainState:
-    return init_state(self.config, self.model, self.tasks, self.tx, self.batch_shapes, self.mesh)
-
-  def abstract_state(self):
-    return jax.eval_shape(self.init_state)
-
-
-def attach_teacher_shapes(tasks, manifest, where: str):
-  """Gives each teacher-target task (T4, T7, T9) the shapes of its targets in the records, which
-  size its head; a clear error when the records were prepared without that teacher."""
-  teachers = manifest.get("teachers", {})
-  shapes = {name: tuple(entry["shape"]) for name, entry in teachers.items()}
-  out = []
-  for task in tasks:
-    try:
-      out.append(task.with_teacher_shapes(shapes))
-    except KeyError:
-      raise ValueError(
-          f"task {task.name} needs teacher targets, but the records in {where} were prepared "
-          f"without them (teachers there: {sorted(teachers) or 'none'}); set "
-          f"--config.prep.teachers.{task.name}=efficientnet_lite0 (or onnx:/path/to/model.onnx) "
-          "and prepare again") from None
-  return out
-
-
-def batch_shapes(window_shape, tasks) -> dict[str, tuple[int, ...]]:
-  """Per-example shapes of a batch's entries: the window and each task's teacher targets."""
-  shapes = {tasks_lib.base.WINDOW: tuple(window_shape)}
-  for task in tasks:
-    shapes.update(task.teacher_targets())
-  return shapes
-
-
-def init_state(config, model, tasks, tx, batch_shapes, mesh) -> steps.TrainState:
-  """Initialises by shape first, then allocates replicated on the mesh (STYLE 6)."""
-  rng = jax.random.PRNGKey(config.seed)
-
-  decay = check_ema_decay(config.train.ema_decay)
-
-  def init():
-    return steps.new_train_state(steps.init_variables(model, tasks, batch_shapes, rng), tx,
-                                 ema=decay > 0)
-
-  return jax.jit(init, out_shardings=sharding.replicated(mesh))()
-
-
-def check_ema_decay(decay) -> float:
-  decay = float(decay)
-  if not 0.0 <= decay < 1.0:
-    raise ValueError(f"train.ema_decay={decay}: expected 0 (off) or a decay in (0, 1), "
-                     "e.g. 0.99")
-  return decay
+  def init_state(self) -> train_state.TrainState:
+    return train_state.init_state(self.config, self.model, self.tasks, self.tx,
+                                  self.batch_shapes, self.mesh)
 
 
 def validate(val_step, variables, source, batch_size: int, mesh, rng,
@@ -171,7 +109,8 @@ class StopSignal:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def _host_mean(window_metrics) -> list[dict[str, float]]:
+def _metrics_to_host(window_metrics) -> list[dict[str, float]]:
+  """The per-step metrics of a logging window, fetched from the devices as floats."""
   host = jax.device_get(window_metrics)
   return [{k: float(v) for k, v in m.items()} for m in host]
 
@@ -186,7 +125,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     A summary: steps, best val loss and step, cubes/s, and `preempted` when a SIGTERM ended
     training early.
   """
-  setup = Setup(config, workdir)
+  setup = TrainingSetup(config, workdir)
   tc = config.train
   per_process_batch = sharding.check_batch_size(tc.batch_size)
   sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
@@ -195,8 +134,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   val_source = (cube_source.CubeSource(setup.records_dir, "training", videos=setup.val_videos)
                 if setup.val_videos else None)
   steps_per_epoch = setup.steps_per_epoch
-  num_steps = steps.num_train_steps(config, steps_per_epoch)
-  schedule = steps.learning_rate(config, num_steps)
+  num_steps = optimizer.num_train_steps(config, steps_per_epoch)
+  schedule = optimizer.learning_rate(config, num_steps)
   eval_every = tc.eval_every_steps if tc.eval_every_steps > 0 else steps_per_epoch
   ckpt_every = tc.checkpoint_every_steps if tc.checkpoint_every_steps > 0 else eval_every
 
@@ -227,10 +166,11 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
         f"depthwise convs: {choice['depthwise_impl']}, compute: {choice['dtype']}", flush=True)
 
   replicated = sharding.replicated(setup.mesh)
-  train_step = jax.jit(steps.make_train_step(setup.model, setup.tasks, setup.tx, setup.weights,
-                                             check_ema_decay(tc.ema_decay)),
+  train_step = jax.jit(train_steps.make_train_step(setup.model, setup.tasks, setup.tx,
+                                                   setup.weights,
+                                                   train_state.check_ema_decay(tc.ema_decay)),
                        donate_argnums=(0,), out_shardings=(replicated, replicated))
-  val_step = jax.jit(steps.make_val_step(setup.model, setup.tasks, setup.weights),
+  val_step = jax.jit(train_steps.make_val_step(setup.model, setup.tasks, setup.weights),
                      out_shardings=replicated)
   manager = checkpoint.best_manager(workdir)
   log_path = os.path.join(workdir, "train_log.jsonl")
@@ -256,13 +196,13 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
         jax.block_until_ready(state)
         compile_s = time.perf_counter() - compile_start
         window_start = time.perf_counter()
-        check_finite(_host_mean(window_metrics)[0], step)
+        check_finite(_metrics_to_host(window_metrics)[0], step)
         window_metrics = []
         log.write(json.dumps({"step": step, "compile_and_first_step_s": compile_s}) + "\n")
       bar.update(1)
       if window_metrics and (step % tc.log_every_steps == 0 or step == num_steps
                              or step % eval_every == 0 or stop.received):
-        host = _host_mean(window_metrics)
+        host = _metrics_to_host(window_metrics)
         for offset, m in enumerate(host):  # name the first bad step, not the window's end
           check_finite(m, step - len(host) + 1 + offset)
         mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from data_prep import records
-from ssmtl_jax import cube_source
+from ssmtl_jax.data import cube_source
 
 
 def split_videos(num_videos: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -80,7 +80,7 @@ from typing import Hashable, Mapping
 
 import numpy as np
 
-from ssmtl_jax.boxes import box_iou, paired_iou, widths
+from ssmtl_jax.eval.boxes import box_iou, paired_iou, widths
 
 __all__ = ["box_iou", "curve_area", "rbdc_tbdc", "region_curves"]
 

@@ -23,15 +23,17 @@ from data_prep import atomic_write
 from data_prep import detect
 from data_prep import readers
 from data_prep import teachers as teachers_lib
-from ssmtl_jax import appearance_memory
 from ssmtl_jax import backend
-from ssmtl_jax import checkpoint
-from ssmtl_jax import evaluate
+from ssmtl_jax import model_setup
 from ssmtl_jax import sharding
-from ssmtl_jax import steps
-from ssmtl_jax import streaming
 from ssmtl_jax import tasks as tasks_lib
-from ssmtl_jax import train as train_lib
+from ssmtl_jax.eval import appearance_memory
+from ssmtl_jax.eval import evaluate
+from ssmtl_jax.eval import score_steps
+from ssmtl_jax.eval import streaming
+from ssmtl_jax.train import checkpoint
+from ssmtl_jax.train import optimizer
+from ssmtl_jax.train import state as train_state
 
 
 def load_score_stats(checkpoint_dir: str, transform: str = "none"
@@ -73,20 +75,20 @@ class VideoScorer:
                                                 config.prep.teacher_input_size,
                                                 backend.teacher_depthwise())
     shapes = teachers_lib.target_shapes(self.teachers, config.prep.crop_size, self.channels)
-    self.tasks = train_lib.attach_teacher_shapes(steps.build_tasks(config), {"teachers": {
+    self.tasks = model_setup.attach_teacher_shapes(model_setup.build_tasks(config), {"teachers": {
         name: {"shape": shape} for name, shape in shapes.items()}}, "this video")
-    self.model = steps.build_model(config, self.tasks, self.channels)
+    self.model = model_setup.build_model(config, self.tasks, self.channels)
     self.mesh = sharding.make_mesh()
     self.batch_size = sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
-    self.score_step = jax.jit(steps.make_score_step(self.model, self.tasks),
+    self.score_step = jax.jit(score_steps.make_score_step(self.model, self.tasks),
                               out_shardings=sharding.replicated(self.mesh))
 
   def abstract_state(self):
     window = (2 * self.config.prep.half_window + 1, self.config.prep.crop_size,
               self.config.prep.crop_size, self.channels)
-    return jax.eval_shape(lambda: train_lib.init_state(
-        self.config, self.model, self.tasks, steps.build_optimizer(self.config, self.tasks),
-        train_lib.batch_shapes(window, self.tasks), self.mesh))
+    return jax.eval_shape(lambda: train_state.init_state(
+        self.config, self.model, self.tasks, optimizer.build_optimizer(self.config, self.tasks),
+        model_setup.batch_shapes(window, self.tasks), self.mesh))
 
   def task_scores(self, variables, frames: np.ndarray, chunk_frames: int = 0, desc="score"
                   ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:

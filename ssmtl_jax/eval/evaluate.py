@@ -10,19 +10,19 @@ import tqdm
 from data_prep import atomic_write
 from data_prep import prepare as prepare_lib
 from data_prep import readers
-from ssmtl_jax import appearance_memory
-from ssmtl_jax import checkpoint
-from ssmtl_jax import cube_source
-from ssmtl_jax import input_pipeline
-from ssmtl_jax import metrics
-from ssmtl_jax import overlay
-from ssmtl_jax import plots
-from ssmtl_jax import region_metrics
-from ssmtl_jax import reports
 from ssmtl_jax import sharding
-from ssmtl_jax import steps
-from ssmtl_jax import train as train_lib
+from ssmtl_jax.data import cube_source
+from ssmtl_jax.data import input_pipeline
+from ssmtl_jax.eval import appearance_memory
+from ssmtl_jax.eval import metrics
+from ssmtl_jax.eval import overlay
+from ssmtl_jax.eval import plots
+from ssmtl_jax.eval import region_metrics
+from ssmtl_jax.eval import reports
+from ssmtl_jax.eval import score_steps
 from ssmtl_jax.tasks import base as tasks_lib_base
+from ssmtl_jax.train import checkpoint
+from ssmtl_jax.train import loop as train_loop
 
 # Per-task scores of the normal reference objects (`eval/<this>`), beside `object_scores.npz`.
 REFERENCE_SCORES_FILE = "reference_scores.npz"
@@ -212,12 +212,12 @@ def split_frame_scores(entry, video_ids: np.ndarray, frames: np.ndarray, boxes: 
 
 def evaluate(config, workdir: str) -> dict[str, Any]:
   """Scores the test cubes with the best checkpoint and writes metrics.json and plots."""
-  setup = train_lib.Setup(config, workdir)
+  setup = train_loop.TrainingSetup(config, workdir)
   ec = config.eval
   sharding.check_batch_size(ec.batch_size, "eval.batch_size")
   state, step = checkpoint.restore_best(workdir, setup.abstract_state())
   variables = state.variables
-  score_step = jax.jit(steps.make_score_step(setup.model, setup.tasks),
+  score_step = jax.jit(score_steps.make_score_step(setup.model, setup.tasks),
                        out_shardings=sharding.replicated(setup.mesh))
   rng = jax.random.PRNGKey(config.seed + 3)
   stats = None
