@@ -4,6 +4,7 @@
 
 Prints ms, GFLOP (XLA cost analysis) and GFLOP/s per part: where the train step's time goes.
 """
+import functools
 import sys
 import time
 
@@ -33,10 +34,13 @@ x = jnp.asarray(np.random.rand(B,7,64,64,1), jnp.float32)
 impl = next((a.split('=')[1] for a in sys.argv[1:] if a.startswith('--conv_impl=')), 'native')
 which = [a for a in sys.argv[1:] if not a.startswith('--')] or ['trunk','backbone','cvt','dec','cls']
 first = 'im2col' if impl == 'native' else 'onnxruntime'
-if 'trunk' in which: time_module('trunk', backbone3d.Trunk3D(backbone3d.TRUNKS['deep_wide'], conv_impl=impl, first_conv_impl=first), x)
-if 'backbone' in which: time_module('backbone', backbone3d.Backbone(conv_impl=impl, first_conv_impl=first), x)
+convs = dict(conv=functools.partial(layers.Conv3D, impl=impl),
+             first_conv=functools.partial(layers.Conv3D, impl=first))
+shift = functools.partial(layers.DepthwiseConv3D, impl='shift')
+if 'trunk' in which: time_module('trunk', backbone3d.Trunk3D(backbone3d.TRUNKS['deep_wide'], **convs), x)
+if 'backbone' in which: time_module('backbone', backbone3d.Backbone(**convs, depthwise_conv=shift), x)
 f = jnp.asarray(np.random.rand(B,7,8,8,192), jnp.float32)
-if 'cvt' in which: time_module('cvt3x12', cvt.CvTStack(num_blocks=3, num_heads=12), f)
+if 'cvt' in which: time_module('cvt3x12', cvt.CvTStack(num_blocks=3, num_heads=12, depthwise_conv=shift), f)
 h = jnp.asarray(np.random.rand(B//4,8,8,192), jnp.float32)
 if 'dec' in which: time_module('decoder(B/4)', heads.DecoderHead(1), h)
 if 'cls' in which: time_module('classifier(B/4)', heads.ClassifierHead(2), h)
@@ -66,9 +70,9 @@ class _Projections(nn.Module):
   """Q, K, V: depthwise conv (+ BN + Dense), the K/V ones strided."""
   @nn.compact
   def __call__(self, x, train):
-    q = cvt.ConvProjection(192, (1, 1, 1), "shift", jnp.float32)(x, train)
-    k = cvt.ConvProjection(192, (2, 2, 2), "shift", jnp.float32)(x, train)
-    v = cvt.ConvProjection(192, (2, 2, 2), "shift", jnp.float32)(x, train)
+    q = cvt.ConvProjection(192, (1, 1, 1), shift, jnp.float32)(x, train)
+    k = cvt.ConvProjection(192, (2, 2, 2), shift, jnp.float32)(x, train)
+    v = cvt.ConvProjection(192, (2, 2, 2), shift, jnp.float32)(x, train)
     return q.sum() + k.sum() + v.sum()
 
 
@@ -76,7 +80,7 @@ class _Depthwise(nn.Module):
   strides: tuple
   @nn.compact
   def __call__(self, x, train):
-    return layers.DepthwiseConv3D(strides=self.strides)(x)
+    return shift(strides=self.strides)(x)
 
 
 if 'cvt_parts' in which:
@@ -86,4 +90,4 @@ if 'cvt_parts' in which:
   time_module('q/k/v projections', _Projections(), f)
   time_module('attention core', _Attention(), f)
   time_module('LN+MLP', _Mlp(), f)
-  time_module('1 block', cvt.CvTStack(num_blocks=1, num_heads=12), f)
+  time_module('1 block', cvt.CvTStack(num_blocks=1, num_heads=12, depthwise_conv=shift), f)

@@ -5,7 +5,7 @@ architecture.
       --workdir=runs/avenue_v1
 
 Data layout, detector settings and smoothing as configs/avenue_v2.py. Runtime: a GPU job (the
-published v2 step costs ~83 GFLOP per cube; a 2-core CPU trains it at ~0.3 cubes/s);
+published step's cost and speed: benchmarks/RESULTS.md);
 T5 adds a second backward pass per step.
 Target: published SSMTL++v1 (GPU): micro AUC 93.7, macro 91.7, RBDC 40.9, TBDC 82.1.
 """

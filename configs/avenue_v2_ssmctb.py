@@ -5,7 +5,7 @@ published architecture.
       --workdir=runs/avenue_v2_ssmctb
 
 Data layout, detector settings and smoothing as configs/avenue_v2.py. Runtime: a GPU job (the
-published v2 step costs ~83 GFLOP per cube; a 2-core CPU trains it at ~0.3 cubes/s);
+published step's cost and speed: benchmarks/RESULTS.md);
 SSMCTB costs little (one 2x2x2 dilated conv and a tiny transformer).
 Target: no published figure for v2 + SSMCTB on this data set; it should approach or beat SSMTL++v2
 (micro AUC 91.6, macro 92.5, RBDC 47.8, TBDC 85.2).

@@ -1,10 +1,14 @@
 """Defaults shared by every configuration (DESIGN §2-5); the other files override a few fields.
 
-Every default is a field here, never a constant in code. Configs are locked: an override of a
-field that does not exist (`--config.train.lernig_rate=...`) fails.
+Every default is a field here, never a constant in code; the proxy tasks' options are declared
+with their defaults in each task's own file and listed here from the task registry, so a new
+task brings its options with it. Configs are locked: an override of a field that does not exist
+(`--config.train.lernig_rate=...`) fails.
 """
 
 import ml_collections
+
+from ssmtl_jax import tasks as tasks_lib
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -63,18 +67,11 @@ def get_config() -> ml_collections.ConfigDict:
 
   # SSMTL++v2: T1 arrow of time, T2 motion irregularity, T3 middle box, T6 inpainting.
   c.tasks = ("arrow_of_time", "motion_irregularity", "middle_box", "inpainting")
-  c.task_options = ml_collections.ConfigDict({
-      # view_from="motion_irregularity": T1 reverses T2's view and both share one backbone pass
-      # (a method-level saving, off in the papers; tasks/base.py).
-      "arrow_of_time": {"view_from": ""},
-      "motion_irregularity": {"max_skip": 2},
-      "inpainting": {"min_patch": 4, "max_patch": 32, "centre_std": 20.0, "passes": 3},
-      # teacher_logits: the ONNX teacher outputs logits, not probabilities; use_features: T4 also
-      # learns the built-in teacher's pooled features (when the records hold them).
-      "distillation": {"teacher_logits": False, "use_features": True},
-  })
-  # T5 (SSMTL++v1) options live in task_options.pseudo_anomaly when the task is used:
-  # {"start_epoch": 5, "backbone_scale": -0.2} are the paper's values and the defaults.
+  # task -> {option: default} of every registered task, documented in its file (e.g.
+  # arrow_of_time.view_from="motion_irregularity": T1 reverses T2's view and both share one
+  # backbone pass; distillation.use_features; pseudo_anomaly.start_epoch / backbone_scale, the
+  # paper's 5 and -0.2).
+  c.task_options = ml_collections.ConfigDict(tasks_lib.default_options())
   c.ood = ml_collections.ConfigDict()   # T5's out-of-distribution images
   c.ood.sources = ("oxford_flowers102", "dtd")  # TFDS names, used when prepared in data_dir
   c.ood.data_dir = ""               # TFDS data_dir; "" = TFDS default; offline fallback otherwise

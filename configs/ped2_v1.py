@@ -5,7 +5,7 @@ architecture.
       --workdir=runs/ped2_v1
 
 Data layout, detector settings and smoothing as configs/ped2_v2.py. Runtime: a GPU job (the
-published v2 step costs ~83 GFLOP per cube; a 2-core CPU trains it at ~0.3 cubes/s);
+published step's cost and speed: benchmarks/RESULTS.md);
 T5 adds a second backward pass per step.
 Target: published SSMTL (the original, GPU): micro AUC 97.5, macro 99.8, RBDC 72.8, TBDC 91.2; the
 paper gives no separate SSMTL++ figures for Ped2.

@@ -5,7 +5,7 @@ published architecture.
       --workdir=runs/ped2_v2_ssmctb
 
 Data layout, detector settings and smoothing as configs/ped2_v2.py. Runtime: a GPU job (the
-published v2 step costs ~83 GFLOP per cube; a 2-core CPU trains it at ~0.3 cubes/s);
+published step's cost and speed: benchmarks/RESULTS.md);
 SSMCTB costs little (one 2x2x2 dilated conv and a tiny transformer).
 Target: published SSMTL (the original, GPU): micro AUC 97.5, macro 99.8, RBDC 72.8, TBDC 91.2; the
 paper gives no separate SSMTL++ figures for Ped2.

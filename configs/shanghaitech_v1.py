@@ -6,7 +6,7 @@ published architecture.
       --workdir=runs/shanghaitech_v1
 
 Data layout, detector settings and smoothing as configs/shanghaitech_v2.py. Runtime: a GPU job (the
-published v2 step costs ~83 GFLOP per cube; a 2-core CPU trains it at ~0.3 cubes/s);
+published step's cost and speed: benchmarks/RESULTS.md);
 T5 adds a second backward pass per step.
 Target: published SSMTL++v1 (GPU): micro AUC 82.9, macro 89.8, RBDC 43.2, TBDC 84.1.
 """

@@ -6,7 +6,7 @@ published architecture.
       --workdir=runs/ubnormal_v2_ssmctb
 
 Data layout, detector settings and smoothing as configs/ubnormal_v2.py. Runtime: a GPU job (the
-published v2 step costs ~83 GFLOP per cube; a 2-core CPU trains it at ~0.3 cubes/s);
+published step's cost and speed: benchmarks/RESULTS.md);
 SSMCTB costs little (one 2x2x2 dilated conv and a tiny transformer).
 Target: no published figure for v2 + SSMCTB on this data set; it should approach or beat SSMTL++v2
 (micro AUC 56.0, macro 85.9, RBDC 20.33, TBDC 57.76).

@@ -7,6 +7,7 @@ The rest of the code receives the result and never asks which platform it is on.
 """
 
 import contextlib
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 from ssmtl_jax import host_memory
 from ssmtl_jax.models import host_conv
 from ssmtl_jax.models import layers
+from ssmtl_jax.models import ssmctb
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 AUTO = "auto"
@@ -83,6 +85,20 @@ def resolve_model_choices(model_config, backend: str | None = None) -> dict[str,
           "dtype": resolve_dtype(m.dtype, backend)}
 
 
+def model_convs(model_config, backend: str | None = None) -> dict:
+  """The convolution modules the backbone builds its layers with (`conv`, `first_conv`,
+  `depthwise_conv`, `masked_conv`: classes of models/layers.py and models/ssmctb.py with this
+  platform's lowering bound), from `resolve_model_choices`. SSMCTB's masked conv is dilated,
+  which the host-library lowering does not cover; im2col is the faster of its two on CPU."""
+  choice = resolve_model_choices(model_config, backend)
+  masked = choice["conv_impl"] if choice["conv_impl"] in ssmctb.MASKED_CONV_IMPLS else "im2col"
+  return {"conv": functools.partial(layers.Conv3D, impl=choice["conv_impl"]),
+          "first_conv": functools.partial(layers.Conv3D, impl=choice["first_conv_impl"]),
+          "depthwise_conv": functools.partial(layers.DepthwiseConv3D,
+                                              impl=choice["depthwise_impl"]),
+          "masked_conv": functools.partial(ssmctb.MaskedConv3D, impl=masked)}
+
+
 def teacher_depthwise(backend: str | None = None) -> str:
   """How the built-in teacher (data_prep/efficientnet_lite.py) lowers its depthwise convs: by
   the same rule as the model's (`resolve_depthwise_impl("auto")`)."""
@@ -98,9 +114,8 @@ def configure_process() -> None:
 
 def init_rng_context():
   """The context in which parameters are drawn. On CPU the non-partitionable threefry: XLA:CPU
-  compiles each multi-dimensional draw of the partitionable one for seconds (a conv kernel's
-  normal init: 4.5 s against 0.4 s; benchmarks/compile_times.py), and replicated parameters gain
-  nothing from partitioned draws. Elsewhere JAX's default."""
+  compiles each multi-dimensional draw of the partitionable one an order of magnitude slower
+  (benchmarks/compile_times.py), and replicated parameters gain nothing from partitioned draws. Elsewhere JAX's default."""
   if jax.default_backend() == "cpu":
     return jax.threefry_partitionable(False)
   return contextlib.nullcontext()

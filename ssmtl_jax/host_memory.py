@@ -1,9 +1,8 @@
 """Keep freed host memory in the process instead of handing it back to the OS.
 
 glibc serves every allocation over 32 MiB with a fresh mmap and unmaps it on free, so each new
-activation-sized buffer is page-faulted in again; on our virtualised dev CPU that runs at about
-1 GB/s, slower than the arithmetic that fills the buffer (a jitted `x * 2` on 58 MB: 26 ms with
-fresh pages, 14 ms with reused ones). XLA:CPU's buffers and the host-side convolution of
+activation-sized buffer is page-faulted in again, which on a virtualised CPU can be slower than
+the arithmetic that fills the buffer. XLA:CPU's buffers and the host-side convolution of
 `models/host_conv.py` both allocate such blocks every step. Serving them from the heap and never
 trimming it makes the second step reuse the first step's pages. This is the same fix as running
 JAX on CPU under TCMalloc, without an LD_PRELOAD.

@@ -46,6 +46,7 @@ class ModelSetup:
     self.tasks = attach_teacher_shapes(build_tasks(config), self.manifest, self.records_dir)
     self.teacher_keys = tuple(k for t in self.tasks for k in t.teacher_targets())
     self.batch_shapes = batch_shapes(self.window_shape, self.tasks)
+    task_views.check_shared_eval_views(self.tasks, self.window_shape, teacher_shapes(self.tasks))
     self.model = build_model(config, self.tasks, self.manifest["channels"])
     self.mesh = sharding.make_mesh()
     num_train_videos = len(self.manifest["splits"]["training"]["videos"])
@@ -85,12 +86,17 @@ def attach_teacher_shapes(tasks, manifest, where: str):
   return out
 
 
-def batch_shapes(window_shape, tasks) -> dict[str, tuple[int, ...]]:
-  """Per-example shapes of a batch's entries: the window and each task's teacher targets."""
-  shapes = {tasks_lib.base.WINDOW: tuple(window_shape)}
+def teacher_shapes(tasks) -> dict[str, tuple[int, ...]]:
+  """Batch key -> per-example shape of every teacher target the tasks read."""
+  shapes = {}
   for task in tasks:
     shapes.update(task.teacher_targets())
   return shapes
+
+
+def batch_shapes(window_shape, tasks) -> dict[str, tuple[int, ...]]:
+  """Per-example shapes of a batch's entries: the window and each task's teacher targets."""
+  return {tasks_lib.base.WINDOW: tuple(window_shape), **teacher_shapes(tasks)}
 
 
 def build_tasks(config) -> list[tasks_lib.base.Task]:
@@ -100,16 +106,15 @@ def build_tasks(config) -> list[tasks_lib.base.Task]:
 
 
 def build_model(config, tasks: Sequence[tasks_lib.base.Task], channels: int) -> ssmtl.SSMTLModel:
+  """The multi-task network of `config.model` with one head per task, its convolutions lowered
+  for this platform (`backend.model_convs`)."""
   m = config.model
-  choice = backend.resolve_model_choices(m)
   backbone = dict(trunk=m.trunk, embed_dim=m.embed_dim, cvt_blocks=m.cvt_blocks,
                   cvt_heads=m.cvt_heads, cvt_mode=m.cvt_mode, kv_stride=tuple(m.kv_stride),
-                  mlp_ratio=m.mlp_ratio, conv_impl=choice["conv_impl"],
-                  first_conv_impl=choice["first_conv_impl"],
-                  depthwise_impl=choice["depthwise_impl"], ssmctb=m.ssmctb)
-  specs = tuple((t.name, t.head_kind, t.num_outputs(channels)) for t in tasks)
+                  mlp_ratio=m.mlp_ratio, ssmctb=m.ssmctb, **backend.model_convs(m))
+  specs = tuple((t.name, t.head_module or t.head_kind, t.num_outputs(channels)) for t in tasks)
   return ssmtl.SSMTLModel(head_specs=specs, backbone=backbone, head_width=m.head_width,
-                          dtype=backend.DTYPES[choice["dtype"]])
+                          dtype=backend.DTYPES[backend.resolve_dtype(m.dtype)])
 
 
 def init_variables(model: ssmtl.SSMTLModel, tasks, batch_shapes: Mapping[str, Sequence[int]],

@@ -47,6 +47,14 @@ def test_values_and_gradients_match_lax_conv(shape, kernel, out, backend):
     np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-4)
 
 
+def test_private_callback_only_on_tested_jax_versions():
+  assert host_conv._private_callback_emitter((0, 99, 0)) is None
+  assert host_conv._private_callback_emitter((1, 0, 0)) is None
+  installed = host_conv._private_callback_emitter(jax.__version_info__)
+  if tuple(jax.__version_info__[:2]) in host_conv.PRIVATE_CALLBACK_JAX_VERSIONS:
+    assert installed is not None, "the fast host-call path is missing on a tested JAX"
+
+
 def test_pure_callback_fallback_computes_the_same(monkeypatch):
   # Without JAX's private FFI callback emitter the host calls go through jax.pure_callback.
   monkeypatch.setattr(host_conv, "_emit_python_callback", None)

@@ -16,12 +16,12 @@ from ssmtl_jax import backend
 from ssmtl_jax.models import backbone3d
 from ssmtl_jax.models import cvt
 from ssmtl_jax.models import layers
+from ssmtl_jax.models import ssmctb
 from ssmtl_jax.models import ssmtl
 
 # Model-level tests use the lowerings that compile fastest on CPU; the others are checked
 # against them layer by layer below.
-TINY_BACKBONE = dict(trunk="tiny", embed_dim=8, cvt_blocks=1, cvt_heads=2, mlp_ratio=2,
-                     first_conv_impl="native", depthwise_impl="grouped")
+TINY_BACKBONE = dict(trunk="tiny", embed_dim=8, cvt_blocks=1, cvt_heads=2, mlp_ratio=2)
 TINY_HEADS = (("arrow_of_time", "classifier", 2), ("motion_irregularity", "classifier", 2),
               ("middle_box", "decoder", 3))
 
@@ -195,6 +195,13 @@ def test_auto_choices_follow_the_backend():
     backend.resolve_dtype("float16")
   with pytest.raises(ValueError, match="model.depthwise_impl='fft' unknown"):
     backend.resolve_depthwise_impl("fft")
+  # The model receives modules with the lowering bound, not lowering names.
+  gpu = backend.model_convs(m, "gpu")
+  assert {k: (v.func, v.keywords) for k, v in gpu.items()} == {
+      "conv": (layers.Conv3D, {"impl": "native"}), "first_conv": (layers.Conv3D, {"impl": "native"}),
+      "depthwise_conv": (layers.DepthwiseConv3D, {"impl": "grouped"}),
+      "masked_conv": (ssmctb.MaskedConv3D, {"impl": "native"})}
+  assert backend.model_convs(m, "cpu")["depthwise_conv"].keywords == {"impl": "shift"}
   # The built-in teacher's depthwise convolutions follow the model's rule.
   assert backend.teacher_depthwise("cpu") == "shift" and backend.teacher_depthwise("gpu") == "grouped"
 

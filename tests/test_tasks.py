@@ -5,6 +5,7 @@ view's pixels name the frames it took); losses and scores against NumPy. The ste
 tiny model (batch 2, 16 px crops) and count traces.
 """
 
+import dataclasses
 import math
 
 import chex
@@ -303,19 +304,12 @@ def test_arrow_and_motion_share_their_eval_view():
 
 def test_tasks_sharing_an_eval_view_name_make_the_same_view():
   """score_step passes one view per name through the backbone: tasks claiming the same name must
-  make identical views (T1 / T2 / T4 the forward cube, T7 / T9 the tiled middle crop), and the
-  others must claim names of their own."""
-  window = _random_window(7)
-  all_tasks = tasks_lib.build_tasks(list(tasks_lib.TASKS))
-  batch = {"window": window, **{base.teacher_key(t.name): jnp.ones((4, 3)) for t in all_tasks}}
-  groups = {}
-  for task in all_tasks:
-    if task.name != "pseudo_anomaly":  # train only: no eval view
-      groups.setdefault(task.eval_view_name, []).append(task.eval_view(batch, KEYS[0])[0])
-  for name, views in groups.items():
-    for view in views[1:]:
-      np.testing.assert_array_equal(view, views[0], err_msg=name)
-  assert sorted(len(v) for v in groups.values()) == [1, 1, 1, 2, 3]
+  make identical views, which `views.check_shared_eval_views` verifies for every registered
+  task (it runs when a model is set up)."""
+  all_tasks = [dataclasses.replace(t, target_shape=(3,)) if t.needs_teacher else t
+               for t in tasks_lib.build_tasks(list(tasks_lib.TASKS))]
+  shapes = {k: v for t in all_tasks for k, v in t.teacher_targets().items()}
+  task_views.check_shared_eval_views(all_tasks, (7, 16, 16, 1), shapes)
 
 
 # ---------------------------------------------------------------- jitted steps on a tiny model
@@ -352,8 +346,7 @@ def _tiny_setup(names, cvt_blocks, options=None):
   tasks = tasks_lib.build_tasks(names, options)
   specs = tuple((t.name, t.head_kind, t.num_outputs(CHANNELS)) for t in tasks)
   # The lowerings that compile fastest on CPU; tests/test_models.py checks the others match.
-  backbone = dict(trunk="tiny", embed_dim=8, cvt_blocks=cvt_blocks, cvt_heads=2, mlp_ratio=2,
-                  first_conv_impl="native", depthwise_impl="grouped")
+  backbone = dict(trunk="tiny", embed_dim=8, cvt_blocks=cvt_blocks, cvt_heads=2, mlp_ratio=2)
   model = ssmtl.SSMTLModel(head_specs=specs, backbone=backbone, head_width=8)
   shapes = jax.eval_shape(lambda: model_setup.init_variables(model, tasks, {"window": (L, SIZE, SIZE, CHANNELS)},
                                                        jax.random.key(0)))

@@ -1,6 +1,6 @@
 """3D CNN trunk + pointwise embedding + 3D CvT: the shared SSMTL++ backbone (DESIGN §3)."""
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -9,6 +9,8 @@ import jax.numpy as jnp
 from ssmtl_jax.models import cvt
 from ssmtl_jax.models import layers
 from ssmtl_jax.models import ssmctb
+
+ModuleDef = Callable[..., nn.Module]  # a module class or a functools.partial of one
 
 # Trunk variants by name: per stage, the conv widths; a 2x2 spatial pool closes each stage.
 TRUNKS = {
@@ -23,11 +25,14 @@ TRUNKS = {
 class Trunk3D(nn.Module):
   """Stages of [Conv3D 3x3x3 + BN + ReLU]* then 2x2 spatial max pool.
 
-  `[B, T, H, W, C]` -> `[B, T, H / 2^S, W / 2^S, widths[-1][-1]]`.
+  `[B, T, H, W, C]` -> `[B, T, H / 2^S, W / 2^S, widths[-1][-1]]`. The convolutions are made by
+  `conv` (`first_conv` for the input layer) and SSMCTB's by `masked_conv`: the lowerings
+  `ssmtl_jax/backend.py` picks for the platform.
   """
   stages: Sequence[Sequence[int]]
-  conv_impl: str = "native"
-  first_conv_impl: str = "im2col"
+  conv: ModuleDef = layers.Conv3D
+  first_conv: ModuleDef = layers.Conv3D
+  masked_conv: ModuleDef = ssmctb.MaskedConv3D
   bn_momentum: float = 0.9
   ssmctb: bool = False
   dtype: Any = jnp.float32
@@ -41,14 +46,12 @@ class Trunk3D(nn.Module):
         if self.ssmctb and n == num_convs - 2:
           # 3D SSMCTB in place of the penultimate conv (DESIGN §3): it keeps its input's
           # channels and brings its own ReLU; its reconstruction loss is sown for the step.
-          # Its masked conv is dilated, which the callback lowering does not cover; im2col is
-          # the faster of the two it has on CPU.
-          masked_impl = self.conv_impl if self.conv_impl in ssmctb.MASKED_CONV_IMPLS else "im2col"
-          x, loss = ssmctb.SSMCTB3D(conv_impl=masked_impl, dtype=self.dtype, name="ssmctb")(x)
+          x, loss = ssmctb.SSMCTB3D(masked_conv=self.masked_conv, dtype=self.dtype,
+                                    name="ssmctb")(x)
           self.sow("losses", "ssmctb_reconstruction", loss)
         else:
-          impl = self.first_conv_impl if n == 0 else self.conv_impl
-          x = layers.Conv3D(width, impl=impl, dtype=self.dtype)(x)
+          conv = self.first_conv if n == 0 else self.conv
+          x = conv(width, dtype=self.dtype)(x)
           x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                            dtype=self.dtype)(x)
           x = nn.relu(x)
@@ -60,7 +63,9 @@ class Trunk3D(nn.Module):
 class Backbone(nn.Module):
   """Trunk -> pointwise embedding -> CvT blocks -> temporal mean.
 
-  Returns the `[B, h, w, embed_dim]` feature map the 2D task heads read.
+  Returns the `[B, h, w, embed_dim]` feature map the 2D task heads read. `conv`, `first_conv`,
+  `depthwise_conv` and `masked_conv` make its convolutions (backend.model_convs: the platform's
+  lowerings; the defaults are the plain `lax.conv` forms).
   """
   trunk: str = "deep_wide"
   embed_dim: int = 192
@@ -69,9 +74,10 @@ class Backbone(nn.Module):
   cvt_mode: str = "3d"
   kv_stride: tuple[int, int, int] = (2, 2, 2)
   mlp_ratio: int = 4
-  conv_impl: str = "native"
-  first_conv_impl: str = "im2col"
-  depthwise_impl: str = "shift"
+  conv: ModuleDef = layers.Conv3D
+  first_conv: ModuleDef = layers.Conv3D
+  depthwise_conv: ModuleDef = layers.DepthwiseConv3D
+  masked_conv: ModuleDef = ssmctb.MaskedConv3D
   ssmctb: bool = False
   dtype: Any = jnp.float32
 
@@ -79,12 +85,12 @@ class Backbone(nn.Module):
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     if self.trunk not in TRUNKS:
       raise ValueError(f"unknown trunk {self.trunk!r}; valid: {sorted(TRUNKS)}")
-    x = Trunk3D(TRUNKS[self.trunk], conv_impl=self.conv_impl,
-                first_conv_impl=self.first_conv_impl, ssmctb=self.ssmctb, dtype=self.dtype)(x, train)
+    x = Trunk3D(TRUNKS[self.trunk], conv=self.conv, first_conv=self.first_conv,
+                masked_conv=self.masked_conv, ssmctb=self.ssmctb, dtype=self.dtype)(x, train)
     x = nn.Dense(self.embed_dim, dtype=self.dtype, name="embed")(x)  # pointwise Conv3D
     x = cvt.CvTStack(num_blocks=self.cvt_blocks, num_heads=self.cvt_heads, mode=self.cvt_mode,
                      kv_stride=self.kv_stride, mlp_ratio=self.mlp_ratio,
-                     depthwise_impl=self.depthwise_impl, dtype=self.dtype)(x, train)
+                     depthwise_conv=self.depthwise_conv, dtype=self.dtype)(x, train)
     if x.ndim == 5:  # 3D CvT keeps time; the 2D heads see its temporal average.
       x = x.mean(axis=1)
     return x

@@ -5,7 +5,7 @@ K/V use a strided depthwise conv, which cuts the attention cost. No positional e
 convolutions carry position.
 """
 
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -14,18 +14,19 @@ import jax.numpy as jnp
 from ssmtl_jax.models import layers
 
 CVT_MODES = ("3d", "2d")
+ModuleDef = Callable[..., nn.Module]
 
 
 class ConvProjection(nn.Module):
   """Depthwise conv (stride s) + BN + Dense: `[B, T, H, W, D]` -> `[B, N, D]` tokens."""
   dim: int
   strides: tuple[int, int, int]
-  depthwise_impl: str
+  depthwise_conv: ModuleDef
   dtype: Any
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    x = layers.DepthwiseConv3D(strides=self.strides, impl=self.depthwise_impl, dtype=self.dtype)(x)
+    x = self.depthwise_conv(strides=self.strides, dtype=self.dtype)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
     x = nn.Dense(self.dim, dtype=self.dtype)(x)
     return x.reshape(x.shape[0], -1, self.dim)
@@ -35,7 +36,7 @@ class ConvAttention(nn.Module):
   """Multi-head attention whose Q/K/V are convolutional projections of the token grid."""
   num_heads: int
   kv_stride: tuple[int, int, int]
-  depthwise_impl: str
+  depthwise_conv: ModuleDef
   dtype: Any
 
   @nn.compact
@@ -44,7 +45,7 @@ class ConvAttention(nn.Module):
     if d % self.num_heads:
       raise ValueError(f"embed dim {d} is not divisible by {self.num_heads} heads")
     hd = d // self.num_heads
-    proj = lambda s, name: ConvProjection(d, s, self.depthwise_impl, self.dtype, name=name)(x, train)
+    proj = lambda s, name: ConvProjection(d, s, self.depthwise_conv, self.dtype, name=name)(x, train)
     q = proj((1, 1, 1), "q").reshape(b, -1, self.num_heads, hd)
     k = proj(self.kv_stride, "k").reshape(b, -1, self.num_heads, hd)
     v = proj(self.kv_stride, "v").reshape(b, -1, self.num_heads, hd)
@@ -59,14 +60,14 @@ class CvTBlock(nn.Module):
   num_heads: int
   kv_stride: tuple[int, int, int]
   mlp_ratio: int
-  depthwise_impl: str
+  depthwise_conv: ModuleDef
   dtype: Any
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     d = x.shape[-1]
     y = nn.LayerNorm(dtype=self.dtype)(x)
-    x = x + ConvAttention(self.num_heads, self.kv_stride, self.depthwise_impl, self.dtype)(y, train)
+    x = x + ConvAttention(self.num_heads, self.kv_stride, self.depthwise_conv, self.dtype)(y, train)
     y = nn.LayerNorm(dtype=self.dtype)(x)
     y = nn.Dense(d * self.mlp_ratio, dtype=self.dtype)(y)
     y = nn.Dense(d, dtype=self.dtype)(nn.gelu(y))
@@ -81,7 +82,7 @@ class CvTStack(nn.Module):
   mode: str = "3d"
   kv_stride: tuple[int, int, int] = (2, 2, 2)
   mlp_ratio: int = 4
-  depthwise_impl: str = "shift"
+  depthwise_conv: ModuleDef = layers.DepthwiseConv3D
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -94,5 +95,5 @@ class CvTStack(nn.Module):
       x = x.mean(axis=1, keepdims=True)
       stride = (1, *stride[1:])
     for _ in range(self.num_blocks):
-      x = CvTBlock(self.num_heads, stride, self.mlp_ratio, self.depthwise_impl, self.dtype)(x, train)
+      x = CvTBlock(self.num_heads, stride, self.mlp_ratio, self.depthwise_conv, self.dtype)(x, train)
     return x[:, 0] if self.mode == "2d" else x

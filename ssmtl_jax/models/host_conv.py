@@ -1,10 +1,10 @@
 """Stride-1 'SAME' 3D convolution for XLA:CPU, run by a CPU inference library's kernels.
 
-XLA:CPU runs our 3D convolutions (forward + backward) at 20-110 GFLOP/s on our 2-core dev
-machine, a fraction of its own matmul rate (benchmarks/RESULTS.md). CPU inference libraries
-have dedicated convolution kernels: OpenVINO's (oneDNN's JIT AVX-512 direct convolutions, the
-kernels PyTorch uses on CPU) run the trunk's shapes at 180-250 GFLOP/s, onnxruntime's MLAS
-(im2col + GEMM) at 90-150. This module wraps either as a differentiable JAX function:
+XLA:CPU runs 3D convolutions (forward + backward) at a fraction of its own matmul rate. CPU
+inference libraries have dedicated convolution kernels: OpenVINO's (oneDNN's JIT direct
+convolutions, the kernels PyTorch uses on CPU) and onnxruntime's MLAS (im2col + GEMM) run the
+trunk's shapes several times faster (rates: benchmarks/RESULTS.md). This module wraps either as a
+differentiable JAX function:
 
   forward      y  = conv(x, w)                             the backend's Conv (NDHWC in and out)
   input grad   dx = conv(dy, flip(w) with in/out swapped)  the same kind of Conv
@@ -240,11 +240,23 @@ def _weight_grad_chunk(x: np.ndarray, dy: np.ndarray, kernel: tuple[int, int, in
 # operand into freshly allocated memory first; for an activation-sized operand on our dev VM
 # (page faults) that took up to as long as the convolution itself. The primitive below lowers through the
 # same XLA FFI host callback but hands over read-only numpy views of XLA's operand buffers.
-# It uses a private JAX function; where that is missing, pure_callback does the same job slower.
-try:
-  from jax._src.callback import emit_python_callback as _emit_python_callback  # pylint: disable=g-import-not-at-top
-except ImportError:  # pragma: no cover - another JAX layout
-  _emit_python_callback = None
+# It uses a private JAX function, whose signature JAX may change in any release: only on the JAX
+# versions it was tested with; elsewhere pure_callback does the same job slower.
+PRIVATE_CALLBACK_JAX_VERSIONS = ((0, 10), (0, 11))
+
+
+def _private_callback_emitter(version=jax.__version_info__):
+  """JAX's private `emit_python_callback` on the tested versions (major, minor), else None."""
+  if tuple(version[:2]) not in PRIVATE_CALLBACK_JAX_VERSIONS:
+    return None
+  try:
+    from jax._src.callback import emit_python_callback  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  return emit_python_callback
+
+
+_emit_python_callback = _private_callback_emitter()
 
 # One primitive per op, so that a profile names them apart (ssmtl_host_conv.N,
 # ssmtl_host_weight_grad.N).

@@ -45,7 +45,7 @@ class Conv3D(nn.Module):
     use_bias: add a bias (off when a BatchNorm follows).
     impl: `native` (lax.conv), `im2col` (gather the taps into channels, one matmul), or
       `openvino` / `onnxruntime` (CPU only: that library's convolution through a host callback,
-      2-5x faster than XLA:CPU's for fwd+bwd; models/host_conv.py). im2col wins over native when
+      faster than XLA:CPU's for fwd+bwd; models/host_conv.py). im2col wins over native when
       the input has few channels (the first trunk layer): a 1-channel 3D conv is a 27-wide matmul
       that XLA:CPU's conv emitter handles poorly.
     dtype: compute dtype (params stay float32).
@@ -87,12 +87,12 @@ class DepthwiseConv3D(nn.Module):
     kernel_size: `(kt, kh, kw)`.
     strides: `(st, sh, sw)`; 'SAME' padding, so output size is ceil(in / stride).
     impl: `grouped` (lax.conv with feature_group_count) or `shift` (kt*kh*kw shifted
-      multiply-adds): about 9x faster on XLA:CPU for fwd+bwd (DESIGN §8).
+      multiply-adds): several times faster on XLA:CPU for fwd+bwd (DESIGN §8).
     dtype: compute dtype.
   """
   kernel_size: tuple[int, int, int] = (3, 3, 3)
   strides: tuple[int, int, int] = (1, 1, 1)
-  impl: str = "shift"
+  impl: str = "grouped"
   dtype: Any = jnp.float32
 
   @nn.compact

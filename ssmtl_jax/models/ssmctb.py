@@ -97,7 +97,8 @@ class SSMCTB3D(nn.Module):
     num_heads: attention heads (must divide `embed`).
     mlp_ratio: transformer MLP hidden width / embed.
     offset: masked-conv corner offset (k' + d = 2: the 5x5x5 field with a hidden 3x3x3 centre).
-    conv_impl: MaskedConv3D lowering (`native` or `im2col`).
+    masked_conv: makes the masked convolution (`MaskedConv3D`, or a partial of it with a
+      lowering, `native` or `im2col`).
     delta: Huber loss threshold.
     dtype: compute dtype (params stay float32; the loss is computed in float32).
   """
@@ -107,7 +108,7 @@ class SSMCTB3D(nn.Module):
   num_heads: int = 4
   mlp_ratio: int = 4
   offset: int = 2
-  conv_impl: str = "native"
+  masked_conv: Any = None  # None: MaskedConv3D with its default lowering
   delta: float = 1.0
   dtype: Any = jnp.float32
 
@@ -130,8 +131,8 @@ class SSMCTB3D(nn.Module):
                        f"input's {c} (or be None)")
     if self.embed % self.num_heads:
       raise ValueError(f"embed {self.embed} is not divisible by {self.num_heads} heads")
-    z = nn.relu(MaskedConv3D(c, offset=self.offset, impl=self.conv_impl, dtype=self.dtype,
-                             name="masked_conv")(x))
+    masked_conv = self.masked_conv or MaskedConv3D
+    z = nn.relu(masked_conv(c, offset=self.offset, dtype=self.dtype, name="masked_conv")(x))
 
     tokens = z.mean(axis=(1, 2, 3))[..., None]                         # [B, C, 1]
     tokens = nn.Dense(self.embed, dtype=self.dtype, name="token_embed")(tokens)

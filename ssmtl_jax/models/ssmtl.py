@@ -10,15 +10,22 @@ import jax.numpy as jnp
 from ssmtl_jax.models import backbone3d
 from ssmtl_jax.models import heads as heads_lib
 
-# Head kinds by name; a task says which kind it needs and how many outputs.
+# Head kinds by name; a task says which kind it needs (or brings its own module class) and how
+# many outputs.
 HEADS = {"classifier": heads_lib.ClassifierHead, "decoder": heads_lib.DecoderHead}
+
+
+def head_name(task: str) -> str:
+  """The name of a task's head module, hence of its parameters' subtree."""
+  return f"head_{task}"
 
 
 class SSMTLModel(nn.Module):
   """Runs task views through the shared backbone in one batch, then each task's head.
 
   Attributes:
-    head_specs: `((task_name, kind, num_outputs), ...)`; kind in HEADS.
+    head_specs: `((task_name, kind, num_outputs), ...)`; kind a name in HEADS or a Flax module
+      class taking `(num_outputs, width=, dtype=, name=)` (and `num_up=` if it has that field).
     backbone: keyword arguments of `backbone3d.Backbone`.
     head_width: channels of the head convs.
     dtype: compute dtype; params and outputs stay float32.
@@ -58,10 +65,13 @@ class SSMTLModel(nn.Module):
     out = {}
     for task, view in routes:
       kind, n = specs[task]
-      if kind not in HEADS:
-        raise ValueError(f"unknown head kind {kind!r}; valid: {sorted(HEADS)}")
+      if isinstance(kind, str):
+        if kind not in HEADS:
+          raise ValueError(f"unknown head kind {kind!r}; valid: {sorted(HEADS)}, or a task's "
+                           "own head_module")
+        kind = HEADS[kind]
       # Decoders upsample once per trunk pool, back to the crop size.
-      extra = {"num_up": num_up} if kind == "decoder" else {}
-      head = HEADS[kind](n, width=self.head_width, dtype=self.dtype, name=f"head_{task}", **extra)
+      extra = {"num_up": num_up} if "num_up" in getattr(kind, "__dataclass_fields__", {}) else {}
+      head = kind(n, width=self.head_width, dtype=self.dtype, name=head_name(task), **extra)
       out[task] = head(per_view[view], train)
     return out

@@ -1,4 +1,5 @@
-"""Proxy task registry: adding a task is one module and one line here."""
+"""Proxy task registry: adding a task is one module and one line here (or a `register` call from
+the task's own module)."""
 
 from ssmtl_jax.tasks import arrow_of_time
 from ssmtl_jax.tasks import base
@@ -22,6 +23,25 @@ TASKS = {
     "jigsaw": jigsaw.Jigsaw,                                 # T8
     "pose": pose.Pose,                                       # T9 (teacher in data prep)
 }
+
+
+def register(task_class: type[base.Task]) -> type[base.Task]:
+  """Adds a task class to the registry under its `name` (usable as a class decorator).
+
+  Raises:
+    ValueError: another class is registered under that name.
+  """
+  existing = TASKS.get(task_class.name)
+  if existing is not None and existing is not task_class:
+    raise ValueError(f"a task named {task_class.name!r} is registered already ({existing})")
+  TASKS[task_class.name] = task_class
+  return task_class
+
+
+def default_options() -> dict[str, dict]:
+  """Task name -> its options with their defaults, for every registered task (the config's
+  `task_options`)."""
+  return {name: cls.default_options() for name, cls in TASKS.items()}
 
 
 def needing_teacher(names) -> tuple[str, ...]:

@@ -1,8 +1,10 @@
 """What every proxy task provides, and the cube slicing the tasks share.
 
 A task turns a batch into its own input view and target, on device, with a `jax.random` key; it
-names the head it needs, its per-example loss and its per-example anomaly score. train.py and
-evaluate.py never name a task.
+names the head it needs, its per-example loss and its per-example anomaly score. `Task` declares
+every field the rest of the code reads, so a new task is one file plus one line in the registry
+(tasks/__init__.py): its options are its dataclass fields, with their defaults (the config's
+`task_options.<name>` lists them); training and evaluation never name a task.
 
 A batch is a dict: `batch["window"]` holds the stored windows `[B, L, S, S, C]` float in [0, 1]
 (L = 2*half_window+1, centre frame at index L // 2) and, for tasks with teacher targets (T4, T7,
@@ -10,7 +12,7 @@ T9), `batch["teacher/<task>"]` holds the targets data prep computed for each cub
 """
 
 import dataclasses
-from typing import Mapping
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +24,12 @@ WINDOW = "window"
 Batch = Mapping[str, jax.Array]
 
 
+def runtime_field(default=None, **kwargs):
+  """A task field the code fills in at run time (from the model config, the records or the
+  task's assets), not a user option: `task_options` does not list it."""
+  return dataclasses.field(default=default, metadata={"runtime": True}, **kwargs)
+
+
 def teacher_key(task_name: str) -> str:
   """The batch / record key of a task's teacher targets."""
   return TEACHER_PREFIX + task_name
@@ -31,25 +39,52 @@ def teacher_key(task_name: str) -> str:
 class Task:
   """Base class. Subclasses set the class attributes and override the methods.
 
+  Dataclass fields are the task's options (`task_options.<name>.<field>`, defaults here), except
+  those made with `runtime_field`, which the code fills in.
+
   Attributes:
-    num_frames: frames per model input (7 in the papers).
+    num_frames: frames per model input (7 in the papers; set from `model.num_frames`).
     view_from: train on another task's training view, transformed by this task's own view
       function, and share that one view (one backbone pass) with it. E.g. T1 with
       `view_from="motion_irregularity"` reverses T2's consecutive-or-intermittent clip half the
       time: a reversed clip keeps T2's label, so both tasks train on one view (a method-level
       saving, off by default: the papers give each task its own view).
+
+  Class attributes a task sets:
+    name: its registry name; its head's parameters are `head_<name>`.
+    head_kind: a head of `models/ssmtl.HEADS` ("classifier": `[B, K]` logits, "decoder": an
+      image), or `head_module`: a Flax module class of the task's own, called as
+      `head_module(num_outputs, width=, dtype=, name=)` (+ `num_up=` if it has that field).
+    eval_view_name: tasks whose test-time views have the same name share one backbone pass;
+      they must compute the same view (`views.check_shared_eval_views` verifies it).
+    eval_passes: forward passes at test time (> 1: `next_eval_view` chains them, T6).
+    scored: has a test-time anomaly score (T5 trains only).
+    adversarial: trained through the negative-scale optimizer (`AdversarialTask`, T5).
+    needs_teacher: targets come from a teacher run in data prep (`TeacherTask`: T4, T7, T9).
   """
-  num_frames: int = 7
+  num_frames: int = runtime_field(7)
   view_from: str = ""
 
   name = "base"
-  head_kind = "classifier"  # or "decoder"
-  # Views with the same eval_view name are identical at test time and share a backbone pass.
+  head_kind = "classifier"
+  head_module = None
   eval_view_name = "base"
   eval_passes = 1
-  scored = True        # has a test-time anomaly score (T5 trains only)
-  adversarial = False  # trained through the negative-scale optimizer (T5)
-  needs_teacher = False  # targets come from a teacher run in data prep (T4, T7, T9)
+  scored = True
+  adversarial = False
+  needs_teacher = False
+
+  @classmethod
+  def default_options(cls) -> dict[str, Any]:
+    """The task's options (its fields that are not `runtime_field`s) with their defaults."""
+    return {f.name: f.default for f in dataclasses.fields(cls)
+            if not f.metadata.get("runtime") and f.default is not dataclasses.MISSING}
+
+  def with_assets(self, config, window_shape: tuple[int, ...]) -> "Task":
+    """This task with what it loads for training only (T5: its out-of-distribution images),
+    given the config and the stored windows' `[L, S, S, C]`; most tasks load nothing."""
+    del config, window_shape
+    return self
 
   def teacher_targets(self) -> dict[str, tuple[int, ...]]:
     """Batch key -> per-example shape of every teacher target this task reads (empty for tasks
@@ -93,7 +128,7 @@ class TeacherTask(Task):
   Attributes:
     target_shape: the per-object target shape (filled in from the records' manifest).
   """
-  target_shape: tuple = ()
+  target_shape: tuple = runtime_field(())
 
   needs_teacher = True
 
@@ -104,6 +139,23 @@ class TeacherTask(Task):
     if self.name not in shapes:
       raise KeyError(self.name)
     return dataclasses.replace(self, target_shape=tuple(shapes[self.name]))
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialTask(Task):
+  """A task whose gradient reaches the shared backbone through a second optimizer with a
+  negative learning rate (T5, train/optimizer.py): the backbone learns to represent the task's
+  inputs poorly. At most one per config; it trains only and is not in the validation loss.
+
+  Attributes:
+    start_epoch: the adversarial update is enabled from this epoch (paper: 5).
+    backbone_scale: the backbone's learning-rate factor for this task's gradient (paper: −0.2).
+  """
+  start_epoch: int = 5
+  backbone_scale: float = -0.2
+
+  adversarial = True
+  scored = False
 
 
 def features_key(task_name: str) -> str:

@@ -25,7 +25,7 @@ class Distillation(base.TeacherTask):
     teacher_logits: the stored class targets are logits: softmax them before comparing.
     use_features: also learn the teacher's features when the records hold them.
   """
-  feature_shape: tuple = ()
+  feature_shape: tuple = base.runtime_field(())
   teacher_logits: bool = False
   use_features: bool = True
 

@@ -2,7 +2,7 @@
 
 The decoder head learns to reproduce OOD images (flowers, textures) tiled to a clip, by gradient
 descent; the shared backbone receives the same gradient through a separate optimizer with a
-negative learning rate (−0.2·η, `steps.build_optimizer`), so it learns to represent such images
+negative learning rate (−0.2·η, `train/optimizer.build_optimizer`), so it learns to represent such images
 poorly: an unusual object should then reconstruct badly in the other tasks. The task trains
 only; it has no test-time score (DESIGN §4).
 """
@@ -14,29 +14,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from data_prep import ood_images
 from ssmtl_jax.tasks import base
 
 
 @dataclasses.dataclass(frozen=True)
-class PseudoAnomaly(base.Task):
-  """Attributes:
+class PseudoAnomaly(base.AdversarialTask):
+  """Attributes (and `start_epoch`, `backbone_scale` of `AdversarialTask`):
     images: uint8 `[N, S, S, C]` bank of OOD images, drawn from on device; None outside
       training (views are then zeros of the right shape, enough to build the model).
-    start_epoch: the adversarial update is enabled from this epoch (paper: 5).
-    backbone_scale: the backbone's learning-rate factor for this task's gradient (paper: −0.2).
   """
-  images: Any = dataclasses.field(default=None, compare=False, hash=False, repr=False)
-  start_epoch: int = 5
-  backbone_scale: float = -0.2
+  images: Any = base.runtime_field(None, compare=False, hash=False, repr=False)
 
   name = "pseudo_anomaly"
   head_kind = "decoder"
   eval_view_name = "pseudo_anomaly"
-  scored = False       # train only: no anomaly score at test time
-  adversarial = True   # trained through the negative-scale optimizer, not in the val loss
 
   def num_outputs(self, channels):
     return channels
+
+  def with_assets(self, config, window_shape):
+    """Loads the bank of out-of-distribution images (`config.ood`) at the crop size."""
+    size, channels = window_shape[1], window_shape[3]
+    o = config.ood
+    images, where = ood_images.load_ood_images(size, channels, o.num_images, tuple(o.sources),
+                                               o.data_dir or None, config.seed)
+    print(f"{self.name}: {len(images)} out-of-distribution images from {where}", flush=True)
+    return dataclasses.replace(self, images=images)
 
   def train_view(self, batch, rng):
     window = batch[base.WINDOW]

@@ -1,7 +1,6 @@
 """The training loop: grain batches -> jit train_step on a device mesh -> best checkpoint by
 validation loss, with exact resumption after a kill or preemption."""
 
-import dataclasses
 import json
 import math
 import os
@@ -15,7 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from data_prep import ood_images
 from ssmtl_jax import backend
 from ssmtl_jax import model_setup
 from ssmtl_jax import sharding
@@ -30,7 +28,7 @@ from ssmtl_jax.train import steps as train_steps
 
 class TrainingSetup(model_setup.ModelSetup):
   """`ModelSetup` plus what only training needs: loss weights, the training cubes, the
-  optimizer, the out-of-distribution images of an adversarial task."""
+  optimizer, the tasks' training assets."""
 
   def __init__(self, config, workdir: str):
     super().__init__(config, workdir)
@@ -40,17 +38,9 @@ class TrainingSetup(model_setup.ModelSetup):
     self.steps_per_epoch = max(1, len(self.train_source) // config.train.batch_size)
     self.tx = optimizer.build_optimizer(config, self.tasks, self.steps_per_epoch)
 
-  def attach_ood_images(self) -> None:
-    """Gives an adversarial task (T5) its bank of out-of-distribution images (training only)."""
-    for n, task in enumerate(self.tasks):
-      if task.adversarial:
-        size, channels = self.window_shape[1], self.window_shape[3]
-        o = self.config.ood
-        images, where = ood_images.load_ood_images(size, channels, o.num_images,
-                                                   tuple(o.sources), o.data_dir or None,
-                                                   self.config.seed)
-        print(f"{task.name}: {len(images)} out-of-distribution images from {where}", flush=True)
-        self.tasks[n] = dataclasses.replace(task, images=images)
+  def load_task_assets(self) -> None:
+    """Gives each task what it loads for training only (`Task.with_assets`: T5's images)."""
+    self.tasks = [task.with_assets(self.config, self.window_shape) for task in self.tasks]
 
   def init_state(self) -> train_state.TrainState:
     return train_state.init_state(self.config, self.model, self.tasks, self.tx,
@@ -129,7 +119,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   tc = config.train
   per_process_batch = sharding.check_batch_size(tc.batch_size)
   sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
-  setup.attach_ood_images()
+  setup.load_task_assets()
   train_source = setup.train_source
   val_source = (cube_source.CubeSource(setup.records_dir, "training", videos=setup.val_videos)
                 if setup.val_videos else None)

@@ -5,6 +5,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ssmtl_jax.models import ssmtl
+
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -42,7 +44,7 @@ def build_optimizer(config, tasks=(), steps_per_epoch: int = 1) -> optax.Gradien
   if len(adversarial) > 1:
     raise ValueError(f"at most one adversarial task, got {[t.name for t in adversarial]}")
   task = adversarial[0]
-  head = f"head_{task.name}"
+  head = ssmtl.head_name(task.name)
   labels = lambda params: {k: ("backbone" if k == "backbone" else "head" if k == head else "other")
                            for k in params}
   # The count is the number of updates so far, i.e. the train step: no recompiles, no host sync.
