@@ -51,13 +51,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.model.kv_stride = (2, 2, 2)
   c.model.mlp_ratio = 4
   c.model.head_width = 64
-  # auto: on one CPU device a host library's convolution (models/host_conv.py): OpenVINO's
-  # (oneDNN), 2-5x XLA:CPU's; lax.conv elsewhere | native | im2col | openvino | onnxruntime.
-  # All compute the same math.
+  # auto: on one CPU device a host library's convolution (models/host_conv.py: OpenVINO's
+  # oneDNN, faster than XLA:CPU's); lax.conv elsewhere | native | im2col | openvino |
+  # onnxruntime. All compute the same math; ssmtl_jax/backend.py resolves auto.
   c.model.conv_impl = "auto"
   c.model.first_conv_impl = "auto"   # the 1-3 channel input conv (auto on one CPU: onnxruntime)
-  # auto: shift on CPU (XLA:CPU runs grouped convs ~9x slower), grouped on GPU / TPU | shift |
-  # grouped. Same math and parameters (models/layers.py resolves auto).
+  # auto: shift on CPU (XLA:CPU runs grouped convs several times slower), grouped on GPU / TPU |
+  # shift | grouped. Same math and parameters (ssmtl_jax/backend.py resolves auto).
   c.model.depthwise_impl = "auto"
   c.model.ssmctb = False             # 3D SSMCTB in place of the penultimate trunk conv (v2+SSMCTB)
   c.model.ssmctb_weight = 0.1        # λ of its Huber reconstruction loss

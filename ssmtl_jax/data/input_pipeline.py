@@ -102,7 +102,7 @@ def train_dataset(records_dir: str, video_ids: Sequence[int], batch_size: int, s
     ds = _ProcessRows(ds, batch_size, process_index, process_count)
   ds = ds.map(functools.partial(_decode_inputs, teacher_keys=tuple(teacher_keys)))
   ds = ds.batch(batch_size, drop_remainder=True)
-  # On 2 cores, no reader threads was ~4x faster than grain's default 16 (DESIGN §8).
+  # No reader threads: on few cores they compete with the step for the CPU (DESIGN §8).
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
   if num_workers > 0:
     it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))

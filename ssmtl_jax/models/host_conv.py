@@ -190,7 +190,7 @@ def _flat_rows(a: np.ndarray,
 
 
 # Views per weight-gradient chunk: about this many bytes of input, so that a chunk's shifted
-# copies stay in cache between their GEMMs (10-20 % faster than one pass over a 64-view batch).
+# copies stay in cache between their GEMMs (faster than one pass over a whole batch).
 _CHUNK_BYTES = 4 << 20
 # Up to this many input channels the taps are gathered into one [27C, rows] matrix and one GEMM
 # (the 1-channel input conv: 9 GEMMs only 3 rows tall would each stream all of dy again).

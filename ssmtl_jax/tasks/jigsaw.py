@@ -46,8 +46,8 @@ def permutations(num: int = 100, grid: int = 4, seed: int = SEED,
   the larger total distance to the chosen set, Noroozi's average criterion, then the lower pool
   index). The identity is not forced in (Noroozi does not either); nothing about the task needs
   it, since every class is a shuffled view and the score is p(the drawn class). Pure NumPy,
-  deterministic (the pool comes from `np.random.default_rng(seed).random`, argsorted), about
-  0.1 s for the defaults, computed once per argument set.
+  deterministic (the pool comes from `np.random.default_rng(seed).random`, argsorted),
+  computed once per argument set.
 
   For the defaults the minimum pairwise Hamming distance is 13 of 16 (100 uniformly random
   permutations of 16 typically reach 10).
