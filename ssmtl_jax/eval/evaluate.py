@@ -10,6 +10,7 @@ import tqdm
 from data_prep import atomic_write
 from data_prep import prepare as prepare_lib
 from data_prep import readers
+from ssmtl_jax import model_setup
 from ssmtl_jax import sharding
 from ssmtl_jax.data import cube_source
 from ssmtl_jax.data import input_pipeline
@@ -22,7 +23,6 @@ from ssmtl_jax.eval import reports
 from ssmtl_jax.eval import score_steps
 from ssmtl_jax.tasks import base as tasks_lib_base
 from ssmtl_jax.train import checkpoint
-from ssmtl_jax.train import loop as train_loop
 
 # Per-task scores of the normal reference objects (`eval/<this>`), beside `object_scores.npz`.
 REFERENCE_SCORES_FILE = "reference_scores.npz"
@@ -212,7 +212,7 @@ def split_frame_scores(entry, video_ids: np.ndarray, frames: np.ndarray, boxes: 
 
 def evaluate(config, workdir: str) -> dict[str, Any]:
   """Scores the test cubes with the best checkpoint and writes metrics.json and plots."""
-  setup = train_loop.TrainingSetup(config, workdir)
+  setup = model_setup.ModelSetup(config, workdir)
   ec = config.eval
   sharding.check_batch_size(ec.batch_size, "eval.batch_size")
   state, step = checkpoint.restore_best(workdir, setup.abstract_state())
