@@ -14,7 +14,7 @@ item can predict its training time from them; the other dtype's last, as the lea
     (median of --steps timed steps after warm-up), compile s, GFLOP per cube from XLA's cost
     analysis of the step's math, achieved TFLOP/s and its share of the device's vendor peak
     (PEAK_TFLOPS), device memory.
-  end_to_end: `ssmtl_jax.pipeline.run` on Ped2 (--ped2_root) with configs/ped2_v2.py: prep,
+  end_to_end: `ssmtl_jax.workflow.run` on Ped2 (--ped2_root) with configs/ped2_v2.py: prep,
     training (the config's epochs), evaluation; wall time per stage, micro / macro AUC.
   input_pipeline: the grain training pipeline's cubes/s over the end-to-end item's records with
     0 and --workers workers (benchmarks/input_pipeline.py), beside the train step's cubes/s.
@@ -250,8 +250,8 @@ def end_to_end(run: Run, config, workdir: str, default_dtype: str) -> dict:
   score = run.find("score_step", dtype=out["dtype"]) or run.find("score_step")
   if step and score:
     batch = out["batch"]
-    n_steps = optimizer.num_train_steps(config, max(1, int(n_train * (1 - config.train.val_fraction))
-                                               // batch))
+    kept = int(n_train * (1 - config.train.val_fraction))
+    n_steps = optimizer.num_train_steps(config, max(1, kept // batch))
     # Training runs at the slower of the step and the input pipeline that feeds it.
     feed = pipeline_bench.pipeline_cubes_per_s(os.path.join(workdir, "records"), batch,
                                                config.train.num_workers, 10, 1)

@@ -38,7 +38,7 @@ _CANDIDATES = flags.DEFINE_list("candidates", ["none/0", "none/2", "none/3", "no
                                 "transform/clip pairs to compare")
 
 
-def load_run(workdir: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.lib.npyio.NpzFile]:
+def load_run(workdir: str):
   """(test scores by task, reference scores by task, the saved test objects) of one run."""
   test = np.load(os.path.join(workdir, "eval", "object_scores.npz"), allow_pickle=False)
   path = os.path.join(workdir, "eval", evaluate.REFERENCE_SCORES_FILE)

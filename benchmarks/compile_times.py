@@ -71,8 +71,8 @@ if kind == "init":
   sys.exit()
 tx = optimizer.build_optimizer(config, tasks)
 state = train_state.new_train_state(variables, tx, ema=config.train.ema_decay > 0)
-step = jax.jit(train_steps.make_train_step(model, tasks, tx, train_steps.task_weights(config, tasks),
-                                     config.train.ema_decay))
+weights = train_steps.task_weights(config, tasks)
+step = jax.jit(train_steps.make_train_step(model, tasks, tx, weights, config.train.ema_decay))
 batch = {"window": np.zeros((config.train.batch_size, *shape), np.uint8)}
 start = time.perf_counter()
 step.lower(state, batch, jax.random.PRNGKey(1)).compile()

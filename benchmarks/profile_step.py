@@ -49,7 +49,8 @@ def main(argv):
     fn = jax.jit(score_steps.make_score_step(model, tasks))
     call = lambda: fn(state.variables, batch, rng)
   else:
-    fn = jax.jit(train_steps.make_train_step(model, tasks, tx, train_steps.task_weights(config, tasks)))
+    weights = train_steps.task_weights(config, tasks)
+    fn = jax.jit(train_steps.make_train_step(model, tasks, tx, weights))
     call = lambda: fn(state, batch, rng)[1]
   jax.block_until_ready(call())
   jax.profiler.start_trace(_TRACE_DIR.value, create_perfetto_trace=True)

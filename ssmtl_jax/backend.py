@@ -50,13 +50,15 @@ def resolve_conv_impl(impl: str, first_layer: bool = False, backend: str | None 
 
 def resolve_depthwise_impl(impl: str, backend: str | None = None) -> str:
   """`auto` -> `shift` on CPU, where XLA:CPU runs a grouped convolution several times slower
-  than the 27 shifted multiply-adds (DESIGN §8); `grouped` on GPU / TPU, where it is one cuDNN / TPU
+  than the 27 shifted multiply-adds (DESIGN §8); `grouped` on GPU / TPU, where it is one cuDNN /
+  TPU
   convolution instead of 27 passes over the activations. Both compute the same math with the
   same parameters. `backend`: the platform to choose for (default: `jax.default_backend()`)."""
   if impl == AUTO:
     return "shift" if _backend(backend) == "cpu" else "grouped"
   if impl not in layers.DEPTHWISE_IMPLS:
-    raise ValueError(f"model.depthwise_impl={impl!r} unknown; valid: {(AUTO, *layers.DEPTHWISE_IMPLS)}")
+    raise ValueError(f"model.depthwise_impl={impl!r} unknown; valid: "
+                     f"{(AUTO, *layers.DEPTHWISE_IMPLS)}")
   return impl
 
 
@@ -115,7 +117,8 @@ def configure_process() -> None:
 def init_rng_context():
   """The context in which parameters are drawn. On CPU the non-partitionable threefry: XLA:CPU
   compiles each multi-dimensional draw of the partitionable one an order of magnitude slower
-  (benchmarks/compile_times.py), and replicated parameters gain nothing from partitioned draws. Elsewhere JAX's default."""
+  (benchmarks/compile_times.py), and replicated parameters gain nothing from partitioned draws.
+  Elsewhere JAX's default."""
   if jax.default_backend() == "cpu":
     return jax.threefry_partitionable(False)
   return contextlib.nullcontext()

@@ -45,7 +45,8 @@ class ConvAttention(nn.Module):
     if d % self.num_heads:
       raise ValueError(f"embed dim {d} is not divisible by {self.num_heads} heads")
     hd = d // self.num_heads
-    proj = lambda s, name: ConvProjection(d, s, self.depthwise_conv, self.dtype, name=name)(x, train)
+    proj = lambda s, name: ConvProjection(d, s, self.depthwise_conv, self.dtype,
+                                          name=name)(x, train)
     q = proj((1, 1, 1), "q").reshape(b, -1, self.num_heads, hd)
     k = proj(self.kv_stride, "k").reshape(b, -1, self.num_heads, hd)
     v = proj(self.kv_stride, "v").reshape(b, -1, self.num_heads, hd)
@@ -95,5 +96,6 @@ class CvTStack(nn.Module):
       x = x.mean(axis=1, keepdims=True)
       stride = (1, *stride[1:])
     for _ in range(self.num_blocks):
-      x = CvTBlock(self.num_heads, stride, self.mlp_ratio, self.depthwise_conv, self.dtype)(x, train)
+      x = CvTBlock(self.num_heads, stride, self.mlp_ratio, self.depthwise_conv,
+                   self.dtype)(x, train)
     return x[:, 0] if self.mode == "2d" else x
