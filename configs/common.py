@@ -98,6 +98,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 64
   c.eval.standardize = True         # z-score each task's score on normal data before the mean
+  # The normal objects those statistics come from: "held_out" (the validation videos; all
+  # training videos when none is held out) | "all_training" (every training video).
+  c.eval.reference = "held_out"
   c.eval.score_transform = "none"   # the scale scores are z-scored on: "none" or "log"
   c.eval.clip_z = 0.0               # > 0: bound each z-scored task score to [-clip_z, clip_z]
   c.eval.sigma = 3.0                # temporal Gaussian smoothing of frame scores (frames)

@@ -107,6 +107,14 @@ def test_log_transform_standardises_on_the_log_scale():
     evaluate.reference_stats(reference, "sqrt")
 
 
+def test_reference_videos_of_each_choice():
+  assert evaluate.reference_videos([0, 2, 3], [1], "held_out") == [1]
+  assert evaluate.reference_videos([0, 1, 2], [], "held_out") == [0, 1, 2]  # none held out
+  assert evaluate.reference_videos([0, 2, 3], [1], "all_training") == [0, 1, 2, 3]
+  with pytest.raises(ValueError, match="eval.reference='val'"):
+    evaluate.reference_videos([0], [1], "val")
+
+
 # ------------------------------------------------------------ score_stats
 
 

@@ -156,6 +156,18 @@ def parse_score_stats(raw) -> dict[str, tuple[float, float]] | None:
   return stats
 
 
+REFERENCES = ("held_out", "all_training")
+
+
+def reference_videos(train_videos, val_videos, reference: str) -> list[int]:
+  """The training-split videos whose objects standardise the task scores (`eval.reference`)."""
+  if reference == "held_out":
+    return list(val_videos or train_videos)
+  if reference == "all_training":
+    return sorted([*train_videos, *val_videos])
+  raise ValueError(f"eval.reference={reference!r}: one of {', '.join(REFERENCES)}")
+
+
 def check_config(ec) -> None:
   """Raises ValueError for eval settings out of range, before any work starts."""
   if ec.appearance_memory < 0:
@@ -165,6 +177,8 @@ def check_config(ec) -> None:
   if ec.score_transform not in SCORE_TRANSFORMS:
     raise ValueError(f"eval.score_transform={ec.score_transform!r}: one of "
                      f"{', '.join(SCORE_TRANSFORMS)}")
+  if ec.reference not in REFERENCES:
+    raise ValueError(f"eval.reference={ec.reference!r}: one of {', '.join(REFERENCES)}")
   if ec.clip_z < 0:
     raise ValueError(f"eval.clip_z={ec.clip_z}: a bound >= 0 on each standardised task score "
                      "(0 = no bound)")
@@ -223,7 +237,7 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   stats = None
   if ec.standardize:
     # Normal-data statistics of each task score: held-out videos when there are some.
-    ref_ids = setup.val_videos or setup.train_videos
+    ref_ids = reference_videos(setup.train_videos, setup.val_videos, ec.reference)
     ref = cube_source.CubeSource(setup.records_dir, "training", videos=ref_ids)
     ref_scores, _ = score_source(score_step, variables, ref, ec.batch_size, setup.mesh, rng,
                                  "score normal", setup.teacher_keys)
