@@ -51,8 +51,8 @@ def main(argv):
   scorer = score_video.VideoScorer(config)
   p = config.prep
   window = (2 * p.half_window + 1, p.crop_size, p.crop_size, scorer.channels)
-  variables = jax.jit(lambda: model_setup.init_variables(scorer.model, scorer.tasks,
-                                                   {"window": window}, jax.random.PRNGKey(0)))()
+  variables = jax.jit(lambda: model_setup.init_variables(
+      scorer.model, scorer.tasks, {"window": window}, jax.random.PRNGKey(0)))()
   scorer.task_scores(variables, frames[:2 * p.half_window + 2], 0, "compile")  # warm-up
 
   def timed(chunk):

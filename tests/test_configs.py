@@ -26,9 +26,8 @@ def test_config_builds_its_model(name):
   tasks = model_setup.attach_teacher_shapes(model_setup.build_tasks(config), manifest, "test")
   model = model_setup.build_model(config, tasks, channels)
   window = (2 * config.prep.half_window + 1, size, size, channels)
-  shapes = jax.eval_shape(lambda: model_setup.init_variables(model, tasks,
-                                                       model_setup.batch_shapes(window, tasks),
-                                                       jax.random.PRNGKey(0)))
+  shapes = jax.eval_shape(lambda: model_setup.init_variables(
+      model, tasks, model_setup.batch_shapes(window, tasks), jax.random.PRNGKey(0)))
   assert {f"head_{t.name}" for t in tasks} <= set(shapes["params"])
   optimizer.build_optimizer(config, tasks)
 

@@ -27,8 +27,8 @@ def _state_and_step(config, ema: bool, ema_decay: float):
   tx = optimizer.build_optimizer(config, tasks)
   variables = model_setup.init_variables(model, tasks, {"window": WINDOW}, jax.random.PRNGKey(0))
   state = train_state.new_train_state(variables, tx, ema=ema)
-  step = jax.jit(train_steps.make_train_step(model, tasks, tx, train_steps.task_weights(config, tasks),
-                                       ema_decay))
+  weights = train_steps.task_weights(config, tasks)
+  step = jax.jit(train_steps.make_train_step(model, tasks, tx, weights, ema_decay))
   return state, step
 
 

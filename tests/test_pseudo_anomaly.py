@@ -55,8 +55,8 @@ def test_adversarial_step_raises_backbone_loss_and_lowers_head_loss():
 
   def t5_loss(params):
     losses, _ = train_steps.per_task_losses(model, tasks, {"params": params,
-                                                     "batch_stats": state.batch_stats},
-                                      windows, jax.random.fold_in(rng, 0), True)
+                                                           "batch_stats": state.batch_stats},
+                                            windows, jax.random.fold_in(rng, 0), True)
     return float(losses["pseudo_anomaly"].mean())
 
   old, new = state.params, new_state.params

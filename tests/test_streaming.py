@@ -53,7 +53,7 @@ def test_streamed_flow_scores_equal_the_serial_ones(tmp_path):
   p = config.prep
   window = (2 * p.half_window + 1, p.crop_size, p.crop_size, scorer.channels)
   variables = model_setup.init_variables(scorer.model, scorer.tasks, {"window": window},
-                                   jax.random.PRNGKey(0))
+                                         jax.random.PRNGKey(0))
   serial = scorer.task_scores(variables, frames, chunk_frames=0)
   streamed = scorer.task_scores(variables, frames, chunk_frames=7)
   assert len(serial[1]) > 10  # enough objects to span several batches and chunks

@@ -348,8 +348,8 @@ def _tiny_setup(names, cvt_blocks, options=None):
   # The lowerings that compile fastest on CPU; tests/test_models.py checks the others match.
   backbone = dict(trunk="tiny", embed_dim=8, cvt_blocks=cvt_blocks, cvt_heads=2, mlp_ratio=2)
   model = ssmtl.SSMTLModel(head_specs=specs, backbone=backbone, head_width=8)
-  shapes = jax.eval_shape(lambda: model_setup.init_variables(model, tasks, {"window": (L, SIZE, SIZE, CHANNELS)},
-                                                       jax.random.key(0)))
+  shapes = jax.eval_shape(lambda: model_setup.init_variables(
+      model, tasks, {"window": (L, SIZE, SIZE, CHANNELS)}, jax.random.key(0)))
   return model, tasks, _fill(shapes, 0)
 
 

@@ -285,12 +285,12 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   result.update(checkpoint_step=int(step), num_test_cubes=len(test),
                 score_stats=score_stats_json(stats), score_transform=ec.score_transform)
   atomic_write.save_npz(os.path.join(out_dir, "object_scores.npz"), video_id=meta["video_id"],
-           frame=meta["frame"], box=boxes, object_score=object_scores,
-           **{f"task_{k}": v for k, v in task_scores.items()})
+                        frame=meta["frame"], box=boxes, object_score=object_scores,
+                        **{f"task_{k}": v for k, v in task_scores.items()})
   if ref_scores:
     # The normal objects behind `score_stats`, so the scores can be re-combined offline.
     atomic_write.save_npz(os.path.join(out_dir, REFERENCE_SCORES_FILE),
-             **{f"task_{k}": v for k, v in ref_scores.items()})
+                          **{f"task_{k}": v for k, v in ref_scores.items()})
   if truth.tracks is not None:
     predictions = {name: np.column_stack([meta["frame"][meta["video_id"] == vid],
                                           boxes[meta["video_id"] == vid],

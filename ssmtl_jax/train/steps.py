@@ -76,7 +76,7 @@ def make_train_step(model, tasks, tx: optax.GradientTransformation, weights: Map
         raise ValueError("ema_decay > 0 needs a TrainState whose ema was initialised "
                          "(train/state.init_state does it when train.ema_decay > 0)")
       ema = train_state.update_ema(ema, {"params": new_params, "batch_stats": new_stats},
-                       train_state.ema_decay_at(ema_decay, state.step))
+                                   train_state.ema_decay_at(ema_decay, state.step))
     new_state = state.replace(step=state.step + 1, params=new_params, batch_stats=new_stats,
                               opt_state=opt_state, ema=ema)
     metrics = {"loss": total, "l2_grads": optax.tree.norm(grads)}
