@@ -234,15 +234,13 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   score_step = jax.jit(score_steps.make_score_step(setup.model, setup.tasks),
                        out_shardings=sharding.replicated(setup.mesh))
   rng = jax.random.PRNGKey(config.seed + 3)
-  stats = None
+  ref_scores = {}
   if ec.standardize:
     # Normal-data statistics of each task score: held-out videos when there are some.
     ref_ids = reference_videos(setup.train_videos, setup.val_videos, ec.reference)
     ref = cube_source.CubeSource(setup.records_dir, "training", videos=ref_ids)
     ref_scores, _ = score_source(score_step, variables, ref, ec.batch_size, setup.mesh, rng,
                                  "score normal", setup.teacher_keys)
-  else:
-    ref_scores = {}
   test = cube_source.CubeSource(setup.records_dir, "testing")
   task_scores, boxes = score_source(score_step, variables, test, ec.batch_size, setup.mesh, rng,
                                     "score test", setup.teacher_keys)
@@ -252,8 +250,7 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
     task_scores[appearance_memory.NAME] = memory_scores
     if ec.standardize:
       ref_scores[appearance_memory.NAME] = memory_reference
-  if ec.standardize:
-    stats = reference_stats(ref_scores, ec.score_transform)
+  stats = reference_stats(ref_scores, ec.score_transform) if ec.standardize else None
   meta = test.metadata()
   entry = setup.manifest["splits"]["testing"]
   truth = prepare_lib.ground_truth(config, setup.manifest)

@@ -32,8 +32,6 @@ from ssmtl_jax.eval import evaluate
 from ssmtl_jax.eval import score_steps
 from ssmtl_jax.eval import streaming
 from ssmtl_jax.train import checkpoint
-from ssmtl_jax.train import optimizer
-from ssmtl_jax.train import state as train_state
 
 
 def load_score_stats(checkpoint_dir: str, transform: str = "none"
@@ -86,9 +84,9 @@ class VideoScorer:
   def abstract_state(self):
     window = (2 * self.config.prep.half_window + 1, self.config.prep.crop_size,
               self.config.prep.crop_size, self.channels)
-    return jax.eval_shape(lambda: train_state.init_state(
-        self.config, self.model, self.tasks, optimizer.build_optimizer(self.config, self.tasks),
-        model_setup.batch_shapes(window, self.tasks), self.mesh))
+    return model_setup.abstract_train_state(self.config, self.model, self.tasks,
+                                            model_setup.batch_shapes(window, self.tasks),
+                                            self.mesh)
 
   def task_scores(self, variables, frames: np.ndarray, chunk_frames: int = 0, desc="score"
                   ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
