@@ -1,5 +1,6 @@
 """Chooses how task scores are put on one scale before they are averaged (`eval.score_transform`,
-`eval.clip_z`), on evaluated runs of a development set.
+`eval.clip_z`) and which of them form the object score (`eval.unscored_tasks`), on evaluated
+runs of a development set.
 
   python benchmarks/choose_calibration.py --config=configs/demo.py \\
       --config.data.synthetic_options.seed=1 --config.data.root=runs/demo_dev_data \\
@@ -8,9 +9,11 @@
 
 Each `--run=WORKDIR` is a run that `--mode=eval` scored with this code: it saved the test
 objects' per-task scores (`eval/object_scores.npz`) and the normal reference objects' ones
-(`eval/reference_scores.npz`). Every candidate `transform/clip` re-standardises both with
-`evaluate.reference_stats` and re-combines them with the config's memory share, exactly as
-`--mode=eval` would with `--config.eval.score_transform=transform --config.eval.clip_z=clip`.
+(`eval/reference_scores.npz`). Every candidate `transform/clip[/unscored]` re-standardises both
+with `evaluate.reference_stats` and re-combines them with the config's memory share, exactly as
+`--mode=eval` would with `--config.eval.score_transform=transform --config.eval.clip_z=clip
+--config.eval.unscored_tasks=(unscored)`; `unscored` is a `+`-joined list of task names
+(`none/0/inpainting+arrow_of_time`), absent or empty for every score.
 Prints one row per candidate: micro AUC of each run, their mean and the worst run, then one JSON
 line.
 """
@@ -35,7 +38,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "data set config (eval
 _RUNS = flags.DEFINE_multi_string("run", [], "workdir of a run evaluated with this code")
 _CANDIDATES = flags.DEFINE_list("candidates", ["none/0", "none/2", "none/3", "none/4", "log/0",
                                                "log/2", "log/3", "log/4"],
-                                "transform/clip pairs to compare")
+                                "transform/clip[/unscored+tasks] candidates to compare")
 
 
 def load_run(workdir: str):
@@ -52,13 +55,23 @@ def load_run(workdir: str):
   return by_task(test), by_task(reference), test
 
 
-def micro_auc(config, entry, labels, workdir: str, transform: str, clip: float) -> float:
-  """Micro AUC of one run with its scores re-standardised on `transform` and clipped at `clip`."""
+def parse_candidate(candidate: str) -> tuple[str, float, tuple[str, ...]]:
+  """`transform/clip[/task+task]` -> (transform, clip, unscored task names)."""
+  parts = candidate.split("/")
+  if len(parts) not in (2, 3):
+    raise app.UsageError(f"--candidates: {candidate!r} is not transform/clip[/task+task]")
+  unscored = tuple(n for n in parts[2].split("+") if n) if len(parts) == 3 else ()
+  return parts[0], float(parts[1]), unscored
+
+
+def micro_auc(config, entry, labels, workdir: str, transform: str, clip: float,
+              unscored: tuple[str, ...] = ()) -> float:
+  """Micro AUC of one run with its scores re-standardised on `transform`, clipped at `clip` and
+  combined without the `unscored` ones."""
   scores, reference, saved = load_run(workdir)
   stats = evaluate.reference_stats(reference, transform)
-  object_scores = evaluate.combine_scores(
-      scores, stats, evaluate.score_weights(scores, config.eval.appearance_memory_weight),
-      transform, clip)
+  weights = evaluate.score_weights(scores, config.eval.appearance_memory_weight, unscored)
+  object_scores = evaluate.combine_scores(scores, stats, weights, transform, clip)
   frame_scores = evaluate.split_frame_scores(entry, saved["video_id"], saved["frame"],
                                              saved["box"], object_scores, config.eval,
                                              config.eval.minmax)
@@ -75,11 +88,11 @@ def main(argv):
   labels = prepare.ground_truth(config, manifest).frame_labels
   table = {}
   for candidate in _CANDIDATES.value:
-    transform, clip = candidate.split("/")
-    table[candidate] = [micro_auc(config, entry, labels, w, transform, float(clip))
+    transform, clip, unscored = parse_candidate(candidate)
+    table[candidate] = [micro_auc(config, entry, labels, w, transform, clip, unscored)
                         for w in _RUNS.value]
   names = [os.path.basename(os.path.normpath(w)) for w in _RUNS.value]
-  print("| transform / clip | " + " | ".join(names) + " | mean | worst |")
+  print("| transform / clip / unscored | " + " | ".join(names) + " | mean | worst |")
   print("|---|" + "---|" * (len(names) + 2))
   for candidate, aucs in table.items():
     print(f"| {candidate} | " + " | ".join(f"{100 * a:.1f}" for a in aucs) +

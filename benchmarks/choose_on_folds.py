@@ -56,12 +56,13 @@ def frame_scores_by_share(config, workdir: str, entry, shares) -> dict[str, dict
   out = {}
   for share in shares:
     if share == "0":
-      used = {k: v for k, v in scores.items() if k != appearance_memory.NAME}
+      used = {k: v for k, v in scores.items()
+              if k != appearance_memory.NAME and k not in config.eval.unscored_tasks}
       object_scores = evaluate.combine_scores(used, {k: stats[k] for k in used}, **fusion)
     else:
       weight = -1.0 if share == "equal" else float(share)
-      object_scores = evaluate.combine_scores(scores, stats, evaluate.score_weights(scores, weight),
-                                              **fusion)
+      weights = evaluate.score_weights(scores, weight, config.eval.unscored_tasks)
+      object_scores = evaluate.combine_scores(scores, stats, weights, **fusion)
     out[share] = evaluate.split_frame_scores(entry, saved["video_id"], saved["frame"],
                                              saved["box"], object_scores, config.eval,
                                              config.eval.minmax)

@@ -114,6 +114,9 @@ def get_config() -> ml_collections.ConfigDict:
   # The memory's share of the object score (the task scores share the rest equally); -1: an
   # equal share with each task, as one more task score.
   c.eval.appearance_memory_weight = -1.0
+  # Task scores computed and reported alone (per_task_micro_auc) but left out of the object
+  # score, e.g. ("inpainting",); the task still trains. () = every score counts.
+  c.eval.unscored_tasks = ()
   c.eval.mean_filter = ()           # (t, y, x) 3D mean filter over the pixel score map; () = off
   # --mode=score: > 0 detects and cuts cubes chunk by chunk on a host thread while the device
   # scores (streaming.py); 0 detects the whole video first (its median background sees it all).

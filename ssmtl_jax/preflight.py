@@ -22,6 +22,7 @@ from data_prep import teachers as teachers_lib
 from ssmtl_jax import cli
 from ssmtl_jax import model_setup
 from ssmtl_jax import tasks as tasks_lib
+from ssmtl_jax.eval import appearance_memory
 from ssmtl_jax.eval import evaluate
 from ssmtl_jax.train import state as train_state
 
@@ -110,11 +111,27 @@ def config_problems(config, mode: str) -> list[str]:
     problems.append(f"eval.appearance_memory={ec.appearance_memory} scores the built-in teacher's "
                     "features: set --config.prep.teachers.distillation=efficientnet_lite0 (or "
                     "--config.eval.appearance_memory=0)")
+  if tasks and mode in ("train", "eval", "all", "score") and ec.unscored_tasks:
+    _check_unscored_tasks(problems, tasks, ec)
   if tasks and mode in ("train", "all") and any(t.adversarial for t in tasks):
     if config.ood.data_dir and not os.path.isdir(config.ood.data_dir):
       problems.append(f"ood.data_dir={config.ood.data_dir}: no such folder (unset it to use the "
                       "offline images)")
   return problems
+
+
+def _check_unscored_tasks(problems: list[str], tasks, ec):
+  """eval.unscored_tasks must name scores this config computes and leave at least one."""
+  names = [t.name for t in tasks if t.scored]
+  if ec.appearance_memory > 0:
+    names.append(appearance_memory.NAME)
+  for name in ec.unscored_tasks:
+    if name not in names:
+      problems.append(f"eval.unscored_tasks names {name!r}, which this config does not score; "
+                      f"its scores: {names}" + cli.suggest(name, names))
+  if names and set(names) <= set(ec.unscored_tasks):
+    problems.append(f"eval.unscored_tasks={list(ec.unscored_tasks)} leaves no score to combine: "
+                    f"keep at least one of {names}")
 
 
 def _frame_counts(video_paths: dict[str, Any], problems: list[str], check_files: bool

@@ -3,6 +3,7 @@ feature target, with values worked out by hand."""
 
 import json
 import os
+import shutil
 
 import jax.numpy as jnp
 import numpy as np
@@ -146,6 +147,57 @@ def test_memory_share_of_the_object_score():
   np.testing.assert_allclose(evaluate.combine_scores(scores, stats, weights),
                              [0.125 * 1 + 0.125 * 1 + 0.75 * 2])
   assert evaluate.score_weights({"a": scores["a"]}, 0.75) is None  # no memory: equal
+
+
+def test_unscored_tasks_leave_the_object_score():
+  scores = {"a": np.array([1.0, 5.0]), "b": np.array([3.0, -1.0]),
+            appearance_memory.NAME: np.array([8.0, 2.0])}
+  # "b" unscored, equal shares: (1 + 8) / 2 and (5 + 2) / 2.
+  weights = evaluate.score_weights(scores, -1.0, ("b",))
+  assert weights == {"a": 1.0, "b": 0.0, appearance_memory.NAME: 1.0}
+  np.testing.assert_allclose(evaluate.combine_scores(scores, None, weights), [4.5, 3.5])
+  # With the memory's share 0.75, "a" is the only task left and takes the other 0.25.
+  weights = evaluate.score_weights(scores, 0.75, ("b",))
+  assert weights == {"a": 0.25, "b": 0.0, appearance_memory.NAME: 0.75}
+  np.testing.assert_allclose(evaluate.combine_scores(scores, None, weights),
+                             [0.25 * 1 + 0.75 * 8, 0.25 * 5 + 0.75 * 2])
+  # Only the memory left: it is the object score.
+  weights = evaluate.score_weights(scores, 0.75, ("a", "b"))
+  np.testing.assert_allclose(evaluate.combine_scores(scores, None, weights), [8.0, 2.0])
+  with pytest.raises(ValueError, match="'c'.*does not score"):
+    evaluate.score_weights(scores, -1.0, ("c",))
+  with pytest.raises(ValueError, match="leaves no score"):
+    evaluate.score_weights(scores, -1.0, ("a", "b", appearance_memory.NAME))
+
+
+def test_eval_with_unscored_task_recombines_the_saved_scores(memory_run, tmp_path):
+  config, trained = memory_run
+  workdir = str(tmp_path / "run")
+  shutil.copytree(trained, workdir)  # the other tests keep the run as trained
+  config = config.copy_and_resolve_references()
+  config.eval.unscored_tasks = ("arrow_of_time",)
+  config.eval.overlay_videos = 0
+  result = workflow.run(config, workdir, "eval")
+  saved = np.load(os.path.join(workdir, "eval", "object_scores.npz"))
+  reference = np.load(os.path.join(workdir, "eval", evaluate.REFERENCE_SCORES_FILE))
+  # Worked by hand: the mean of the two other scores, each standardised on the reference.
+  expected = np.mean([(saved[f"task_{n}"] - reference[f"task_{n}"].mean())
+                      / reference[f"task_{n}"].std()
+                      for n in ("distillation", appearance_memory.NAME)], axis=0)
+  np.testing.assert_allclose(saved["object_score"], expected, rtol=1e-5, atol=1e-6)
+  # The unscored task is still scored and reported alone.
+  assert "arrow_of_time" in result["per_task_micro_auc"]
+  assert "task_arrow_of_time" in saved.files
+
+
+def test_unscored_tasks_are_checked_before_work():
+  config = test_config.get_config()
+  config.eval.unscored_tasks = ("inpaintin",)
+  with pytest.raises(ValueError, match="unscored_tasks names 'inpaintin'"):
+    workflow.run(config, "/nonexistent/never/written", "all")
+  config.eval.unscored_tasks = tuple(config.tasks)
+  with pytest.raises(ValueError, match="leaves no score"):
+    workflow.run(config, "/nonexistent/never/written", "all")
 
 
 def test_eval_settings_are_checked_before_work():

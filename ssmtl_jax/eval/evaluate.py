@@ -184,19 +184,39 @@ def check_config(ec) -> None:
                      "(0 = no bound)")
 
 
-def score_weights(names, memory_weight: float) -> dict[str, float] | None:
+def score_weights(names, memory_weight: float, unscored=()) -> dict[str, float] | None:
   """Weights of `combine_scores`: the appearance memory (when among `names`) gets the share
   `memory_weight` of the object score and the tasks share the rest equally; a negative
-  `memory_weight` (or no memory) gives every score an equal share (None)."""
-  names = list(names)
-  if appearance_memory.NAME not in names or memory_weight < 0 or len(names) == 1:
-    return None
+  `memory_weight` (or no memory) gives every score an equal share (None). Scores named in
+  `unscored` get weight 0: they are computed and reported alone, but stay out of the object
+  score."""
+  names, unscored = list(names), tuple(unscored)
+  unknown = [n for n in unscored if n not in names]
+  if unknown:
+    raise ValueError(f"eval.unscored_tasks names {unknown}, which this run does not score; "
+                     f"its scores: {names}")
+  scored = [n for n in names if n not in unscored]
+  if not scored:
+    raise ValueError(f"eval.unscored_tasks={list(unscored)} leaves no score to combine: keep at "
+                     f"least one of {names}")
   if memory_weight > 1.0:
     raise ValueError(f"eval.appearance_memory_weight={memory_weight}: a share in [0, 1], or -1 "
                      "for an equal share with each task")
-  tasks = [n for n in names if n != appearance_memory.NAME]
-  return {**{n: (1.0 - memory_weight) / len(tasks) for n in tasks},
-          appearance_memory.NAME: memory_weight}
+  if appearance_memory.NAME not in scored or memory_weight < 0 or len(scored) == 1:
+    weights = {n: 1.0 for n in scored}
+  else:
+    tasks = [n for n in scored if n != appearance_memory.NAME]
+    weights = {**{n: (1.0 - memory_weight) / len(tasks) for n in tasks},
+               appearance_memory.NAME: memory_weight}
+  if not unscored and all(w == 1.0 for w in weights.values()):
+    return None
+  return {**weights, **{n: 0.0 for n in unscored}}
+
+
+def fusion_weights(names, ec) -> dict[str, float] | None:
+  """`score_weights` with the eval config's memory share and unscored tasks: the one place the
+  object score's weights are decided, for evaluation, `--mode=score` and the benchmarks."""
+  return score_weights(names, ec.appearance_memory_weight, ec.unscored_tasks)
 
 
 def video_frame_scores(num_frames: int, stride: int, frames: np.ndarray, scores: np.ndarray,
@@ -255,8 +275,7 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   entry = setup.manifest["splits"]["testing"]
   truth = prepare_lib.ground_truth(config, setup.manifest)
   labels = truth.frame_labels
-  object_scores = combine_scores(task_scores, stats,
-                                 score_weights(task_scores, ec.appearance_memory_weight),
+  object_scores = combine_scores(task_scores, stats, fusion_weights(task_scores, ec),
                                  ec.score_transform, ec.clip_z)
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)

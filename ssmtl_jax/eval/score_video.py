@@ -136,7 +136,7 @@ def score_video(config, video: str, checkpoint_dir: str, out_dir: str) -> dict[s
   task_scores, centre, boxes = scorer.task_scores(state.variables, frames,
                                                   config.eval.stream_chunk_frames)
   print(f"{video}: {len(frames)} frames, {len(boxes)} objects at every {stride}. frame", flush=True)
-  weights = evaluate.score_weights(task_scores, config.eval.appearance_memory_weight)
+  weights = evaluate.fusion_weights(task_scores, config.eval)
   object_scores = (evaluate.combine_scores(task_scores, stats, weights,
                                            config.eval.score_transform, config.eval.clip_z)
                    if len(boxes)
