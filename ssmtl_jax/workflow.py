@@ -68,8 +68,10 @@ def run(config, workdir: str, mode: str = "all", video: str | None = None,
     if "rbdc" in result:
       print(f"region-level: RBDC {100 * result['rbdc']:.2f} %, TBDC {100 * result['tbdc']:.2f} %",
             flush=True)
+    unscored = set(result.get("unscored_tasks", ()))
     print("per-task micro AUC: " + ", ".join(
-        f"{k} {100 * v:.1f}" for k, v in result["per_task_micro_auc"].items()), flush=True)
+        f"{k}{' (unscored)' if k in unscored else ''} {100 * v:.1f}"
+        for k, v in result["per_task_micro_auc"].items()), flush=True)
     print(f"metrics: {os.path.join(workdir, 'metrics.json')}, plots: {os.path.join(workdir, 'eval')}",
           flush=True)
   print("timings: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()), flush=True)

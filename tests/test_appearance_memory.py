@@ -187,7 +187,9 @@ def test_eval_with_unscored_task_recombines_the_saved_scores(memory_run, tmp_pat
   np.testing.assert_allclose(saved["object_score"], expected, rtol=1e-5, atol=1e-6)
   # The unscored task is still scored and reported alone.
   assert "arrow_of_time" in result["per_task_micro_auc"]
-  assert "task_arrow_of_time" in saved.files
+  assert "task_arrow_of_time" in saved.files and result["unscored_tasks"] == ["arrow_of_time"]
+  with open(os.path.join(workdir, "summary.md")) as f:
+    assert "| arrow_of_time (not in the object score) |" in f.read()
 
 
 def test_unscored_tasks_are_checked_before_work():

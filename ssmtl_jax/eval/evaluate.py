@@ -298,6 +298,7 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
       for name, s in task_scores.items()}
   result["micro_auc_per_video_minmax"] = metrics.micro_auc(labels, by_minmax[True])
   result["micro_auc_no_minmax"] = metrics.micro_auc(labels, by_minmax[False])
+  result["unscored_tasks"] = list(ec.unscored_tasks)
   result.update(checkpoint_step=int(step), num_test_cubes=len(test),
                 score_stats=score_stats_json(stats), score_transform=ec.score_transform)
   atomic_write.save_npz(os.path.join(out_dir, "object_scores.npz"), video_id=meta["video_id"],

@@ -63,7 +63,9 @@ def summary_markdown(result: Mapping[str, Any], title: str) -> str:
       lines.append(f"| {label} | {_pct(result[key])} |")
   if result.get("per_task_micro_auc"):
     lines += ["", "| task | micro AUC (%) |", "|---|---|"]
-    lines += [f"| {k} | {_pct(v)} |" for k, v in result["per_task_micro_auc"].items()]
+    unscored = set(result.get("unscored_tasks", ()))
+    lines += [f"| {k}{' (not in the object score)' if k in unscored else ''} | {_pct(v)} |"
+              for k, v in result["per_task_micro_auc"].items()]
   if result.get("per_video_auc"):
     lines += ["", "| video | AUC (%) |", "|---|---|"]
     lines += [f"| {k} | {_pct(v)} |" for k, v in result["per_video_auc"].items()]
