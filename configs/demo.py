@@ -30,7 +30,6 @@ def get_config():
   c.train.epochs = 20  # chosen on the development sets (benchmarks/RESULTS.md, "Synthetic demo")
   c.train.val_fraction = 0.17   # one of the six training videos
   c.eval.batch_size = 64
-  c.eval.sigma = 2.0
   # Pretrained appearance knowledge: the built-in teacher (prep) and the appearance memory (eval),
   # chosen on a development set made by the same generator with another seed
   # (benchmarks/RESULTS.md, "Synthetic demo").
