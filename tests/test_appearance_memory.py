@@ -168,6 +168,8 @@ def test_unscored_tasks_leave_the_object_score():
     evaluate.score_weights(scores, -1.0, ("c",))
   with pytest.raises(ValueError, match="leaves no score"):
     evaluate.score_weights(scores, -1.0, ("a", "b", appearance_memory.NAME))
+  # A video without objects has no scores: nothing to weigh, whatever is unscored.
+  assert evaluate.score_weights({}, 0.75, ("b",)) is None
 
 
 def test_eval_with_unscored_task_recombines_the_saved_scores(memory_run, tmp_path):

@@ -189,8 +189,10 @@ def score_weights(names, memory_weight: float, unscored=()) -> dict[str, float] 
   `memory_weight` of the object score and the tasks share the rest equally; a negative
   `memory_weight` (or no memory) gives every score an equal share (None). Scores named in
   `unscored` get weight 0: they are computed and reported alone, but stay out of the object
-  score."""
+  score. No names (a video without objects) means nothing to weigh: None."""
   names, unscored = list(names), tuple(unscored)
+  if not names:
+    return None
   unknown = [n for n in unscored if n not in names]
   if unknown:
     raise ValueError(f"eval.unscored_tasks names {unknown}, which this run does not score; "
