@@ -16,7 +16,6 @@ import glob
 import gzip
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
