@@ -72,9 +72,10 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> str:
   return os.fspath(path)
 
 
-def save_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> str:
-  """`np.savez` of named arrays, atomically (`path` should end in .npz)."""
+def save_npz(path: str | os.PathLike[str], compressed: bool = False, **arrays: np.ndarray) -> str:
+  """`np.savez` (`np.savez_compressed` if `compressed`) of named arrays, atomically (`path`
+  should end in .npz)."""
   with temporary_path(path) as tmp:
     with open(tmp, "wb") as f:
-      np.savez(f, **arrays)
+      (np.savez_compressed if compressed else np.savez)(f, **arrays)
   return os.fspath(path)

@@ -202,13 +202,23 @@ class BackgroundMotion(MotionDetector):
       return np.stack([cv2.GaussianBlur(g, (self.blur, self.blur), 0) for g in gray])
     return gray
 
+  def smoothed_and_background(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two sides of the median-background difference of uint8 `[T, H, W, C]` frames:
+    the blurred gray frames, uint8 `[T, H, W]`, and their per-pixel median, uint8 `[H, W]`.
+    A pixel is foreground where they differ by more than `threshold`."""
+    if self.background != "median":
+      raise ValueError(f"background={self.background!r} has no single background image; "
+                       "only 'median' has")
+    gray = self._smooth(to_gray(frames))
+    step = max(1, -(-len(gray) // self.median_frames))
+    return gray, np.median(gray[::step], axis=0).astype(np.uint8)
+
   def foreground_masks(self, frames: np.ndarray) -> np.ndarray:
     """Returns uint8 `[T, H, W]` masks (1 = foreground) of uint8 `[T, H, W, C]` frames."""
-    gray = self._smooth(to_gray(frames))
     if self.background == "median":
-      step = max(1, -(-len(gray) // self.median_frames))
-      bg = np.median(gray[::step], axis=0).astype(np.uint8)
+      gray, bg = self.smoothed_and_background(frames)
       return np.stack([(cv2.absdiff(g, bg) > self.threshold) for g in gray]).astype(np.uint8)
+    gray = self._smooth(to_gray(frames))
     masks = np.zeros(gray.shape, np.uint8)
     bg = gray[0].astype(np.float32)
     for t, g in enumerate(gray):

@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 import scipy.io
 
+from data_prep import video_patch
+
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv")
 SPLITS = ("training", "testing")
@@ -211,14 +213,15 @@ def _read_video_file(path: pathlib.Path, grayscale: bool) -> np.ndarray:
   if announced > len(frames):
     raise ValueError(f"Video file {path} is truncated or corrupt: decoded {len(frames)} of the "
                      f"{announced} frames its header announces.")
-  return np.stack(frames)
+  return video_patch.apply(path, np.stack(frames))
 
 
 def read_video(path: str | pathlib.Path, grayscale: bool = False, on_damaged=None) -> np.ndarray:
   """Reads a whole video from a frame folder or a video file.
 
   Args:
-    path: a directory of frame images or a video file OpenCV can decode.
+    path: a directory of frame images or a video file OpenCV can decode; a video file's
+      patch (`<file name>.patch.npz` beside it, data_prep/video_patch.py) is applied.
     grayscale: return one luminance channel instead of RGB.
     on_damaged: None: a truncated or undecodable frame file raises DamagedFrameError. Else a
       callable `(path, message)` called for each such frame, which is replaced by the previous

@@ -12,6 +12,7 @@ sys.path.append(str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
 import travel_pack  # noqa: E402  (benchmarks/ is not a package)
 
 from configs import test as test_config  # noqa: E402
+from data_prep import detect  # noqa: E402
 from data_prep import readers  # noqa: E402
 from data_prep import synthetic  # noqa: E402
 
@@ -74,3 +75,24 @@ def test_noise_floor_moves_pixels_but_not_the_frame_count(source):
   result = travel_pack.check_pack(str(source), str(source), test_config.get_config(),
                                   cube_stride=4, noise=1)
   assert result["noise"] == 1 and 0 < result["cube_mad"] <= 1.0
+
+
+def test_patch_gives_the_detector_its_boxes_back(source, tmp_path):
+  config = test_config.get_config()
+  lossy = tmp_path / "lossy"
+  travel_pack.encode_dataset(str(source), str(lossy), qp=20)
+  before = travel_pack.check_pack(str(source), str(lossy), config, cube_stride=2)
+  info = travel_pack.encode_dataset(str(source), str(tmp_path / "patched"), 20, config)
+  after = travel_pack.check_pack(str(source), str(tmp_path / "patched"), config, cube_stride=2)
+  assert before["matched_of_ref"] < 0.9  # QP 20 moves many of the synthetic people's boxes
+  assert after["box_agreement"] == 1.0 and info["patch"]["frames_unmatched"] == 0
+  assert 0 < info["patch"]["patched_frames"] < 48  # only frames whose boxes moved
+  patches = sorted(p.name for p in (tmp_path / "patched").glob("*_videos/*.patch.npz"))
+  assert patches and all(p.endswith(".mp4.patch.npz") for p in patches)
+  assert after["cube_mad"] <= before["cube_mad"]
+
+
+def test_patch_needs_a_median_background_detector():
+  frames = np.zeros((4, 8, 8), np.uint8)
+  with pytest.raises(ValueError, match="FlowMotion: the patch needs a median-background"):
+    travel_pack.detector_patch(frames, frames, detect.FlowMotion())
