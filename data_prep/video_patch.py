@@ -78,7 +78,8 @@ def apply(video: str | pathlib.Path, frames: np.ndarray) -> np.ndarray:
   if not np.array_equal(decoded, sums):
     bad = int(index[np.flatnonzero(decoded != sums)[0]])
     raise ValueError(f"{path}: frame {bad} of {video} decodes to other pixels here than when "
-                     "the patch was made (another decoder); rebuild the pack on this machine")
+                     "the patch was made (another decoder); rebuild the patch here, or delete it to "
+                     "read the video without it")
   frames = frames.copy()
   fixed = frames[index].astype(np.int16) + residual[..., None]
   frames[index] = np.clip(fixed, 0, 255).astype(np.uint8)
