@@ -57,9 +57,9 @@ def write(video: str | pathlib.Path, decoded: np.ndarray, corrected: np.ndarray)
 
 
 def apply(video: str | pathlib.Path, frames: np.ndarray) -> np.ndarray:
-  """Returns uint8 `[T, H, W, C]` `frames` decoded from `video` with its patch applied (the
-  frames themselves when it has none). Raises ValueError naming the patch file when it does
-  not fit the frames."""
+  """Applies `video`'s patch, if it has one, in place to uint8 `[T, H, W, C]` `frames` decoded
+  from it (the reader's own fresh array) and returns them. Raises ValueError naming the patch
+  file when it does not fit the frames."""
   path = patch_path(video)
   if not path.is_file():
     return frames
@@ -80,7 +80,6 @@ def apply(video: str | pathlib.Path, frames: np.ndarray) -> np.ndarray:
     raise ValueError(f"{path}: frame {bad} of {video} decodes to other pixels here than when "
                      "the patch was made (another decoder); rebuild the patch here, or delete it to "
                      "read the video without it")
-  frames = frames.copy()
   fixed = frames[index].astype(np.int16) + residual[..., None]
   frames[index] = np.clip(fixed, 0, 255).astype(np.uint8)
   return frames
